@@ -1,0 +1,39 @@
+# Two commands on a fresh machine:  `make run` (the app, locally)  and  `make test` (the suite).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+AZURITE_VERSION := 3.35.0
+AZURITE := .tools/node_modules/.bin/azurite
+
+.PHONY: run test test-all lint bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(AZURITE):
+	npm install --silent --no-audit --no-fund --prefix .tools azurite@$(AZURITE_VERSION)
+
+## make run: venv + requirements + Azurite, start Azurite, then `func start`.
+run: $(VENV)/.installed $(AZURITE)
+	./scripts/run-local
+
+## make test: everything the tests need, then lint and the whole suite (Azurite is started by the tests).
+test: $(VENV)/.installed $(AZURITE)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+## make test-all: also the long soak test (marked `soak`, skipped by default).
+test-all: $(VENV)/.installed $(AZURITE)
+	$(PY) -m pytest --run-soak
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+bench: $(VENV)/.installed $(AZURITE)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,54 @@
+"""Bindings only: every function hands its input to `shared/`.
+
+Imports of `shared.*` happen inside the functions so that a cold start of the HTTP ack loads only
+what the ack needs (Zapier's free plan gives the caller one second, cold start included).
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+ACTIVITY_QUEUE = "runkeeper-activities"  # = shared.store.ACTIVITY_QUEUE (checked by tests)
+POISON_QUEUE = ACTIVITY_QUEUE + "-poison"
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="runkeeper", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def runkeeper(req: func.HttpRequest) -> func.HttpResponse:
+    """Zapier posts a Runkeeper activity: key check, cheap validation, store, 202."""
+    from shared.ack import handle
+
+    return handle(req)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=ACTIVITY_QUEUE, connection="AzureWebJobsStorage")
+def sync_activity(msg: func.QueueMessage) -> None:
+    """One queued activity: convert, upload to Strava, record the outcome."""
+    from shared.worker import handle_message
+
+    handle_message(msg)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection="AzureWebJobsStorage")
+def sync_activity_poison(msg: func.QueueMessage) -> None:
+    """A message the host gave up on: make its failure visible in the activity log."""
+    from shared.worker import handle_poison
+
+    handle_poison(msg)
+
+
+@app.route(route="strava/connect", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def strava_connect(req: func.HttpRequest) -> func.HttpResponse:
+    """Starts "Connect with Strava" (the app's own key is required: a browser link cannot carry a function key)."""
+    from shared.connect import connect
+
+    return connect(req)
+
+
+@app.route(route="strava/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def strava_callback(req: func.HttpRequest) -> func.HttpResponse:
+    """Strava redirects here; guarded by the single-use OAuth state instead of a key."""
+    from shared.connect import callback
+
+    return callback(req)

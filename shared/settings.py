@@ -1,0 +1,100 @@
+"""Every setting the app reads, in one place, so a missing one fails with its name, not a KeyError."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_STRAVA_BASE_URL = "https://www.strava.com"
+DEFAULT_TIMEZONE = "Europe/London"
+DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
+
+# name -> (required, description): the single list README, the example file and infra are checked against.
+SETTINGS: dict[str, tuple[bool, str]] = {
+    "AzureWebJobsStorage": (True, "Storage connection string (queues, tables, blobs)"),
+    "SYNC_API_KEY": (True, "Key Zapier and the owner send as X-Api-Key"),
+    "STRAVA_CLIENT_ID": (True, "Strava API application client id"),
+    "STRAVA_CLIENT_SECRET": (True, "Strava API application client secret"),
+    "STRAVA_BASE_URL": (False, f"Strava base URL (default {DEFAULT_STRAVA_BASE_URL})"),
+    "ACTIVITY_TIMEZONE": (False, f"IANA zone for times without an offset (default {DEFAULT_TIMEZONE})"),
+}
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or invalid; the message names it (never its value)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: str
+    api_key: str | None
+    strava_client_id: str | None
+    strava_client_secret: str | None = field(repr=False)
+    strava_base_url: str = DEFAULT_STRAVA_BASE_URL
+    timezone: str = DEFAULT_TIMEZONE
+
+    def require(self, *names: str) -> None:
+        """Raise one error naming every missing setting among `names` (setting names, as in SETTINGS)."""
+        values = {
+            "AzureWebJobsStorage": self.storage,
+            "SYNC_API_KEY": self.api_key,
+            "STRAVA_CLIENT_ID": self.strava_client_id,
+            "STRAVA_CLIENT_SECRET": self.strava_client_secret,
+        }
+        missing = [n for n in names if not values.get(n)]
+        if missing:
+            raise SettingsError(
+                "missing required setting(s): " + ", ".join(missing)
+                + " (set them in local.settings.json or the Function App's configuration)"
+            )
+
+
+def _clean(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment; only AzureWebJobsStorage is needed by every path."""
+    env = os.environ if env is None else env
+    storage = _clean(env.get("AzureWebJobsStorage"))
+    if not storage:
+        raise SettingsError("missing required setting(s): AzureWebJobsStorage")
+    tz = _clean(env.get("ACTIVITY_TIMEZONE")) or DEFAULT_TIMEZONE
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(tz)
+    except Exception as exc:  # ZoneInfoNotFoundError, ValueError for odd strings
+        raise SettingsError(f"ACTIVITY_TIMEZONE is not a known IANA time zone: {tz!r}") from exc
+    base = (_clean(env.get("STRAVA_BASE_URL")) or DEFAULT_STRAVA_BASE_URL).rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise SettingsError("STRAVA_BASE_URL must start with http:// or https://")
+    return Settings(
+        storage=storage,
+        api_key=_clean(env.get("SYNC_API_KEY")),
+        strava_client_id=_clean(env.get("STRAVA_CLIENT_ID")),
+        strava_client_secret=_clean(env.get("STRAVA_CLIENT_SECRET")),
+        strava_base_url=base,
+        timezone=tz,
+    )
+
+
+def load_for_cli(env: Mapping[str, str] | None = None, settings_file: Path | None = None) -> Settings:
+    """The command line's view: the environment first, then local.settings.json, storage defaulting to Azurite."""
+    merged: dict[str, str] = {}
+    path = settings_file or Path("local.settings.json")
+    if path.is_file():
+        try:
+            values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+        except (ValueError, AttributeError) as exc:
+            raise SettingsError(f"{path} is not valid JSON with a Values object") from exc
+        merged.update({k: str(v) for k, v in values.items() if isinstance(k, str)})
+    merged.update(os.environ if env is None else env)
+    merged.setdefault("AzureWebJobsStorage", DEVELOPMENT_STORAGE)
+    if not _clean(merged.get("AzureWebJobsStorage")):
+        merged["AzureWebJobsStorage"] = DEVELOPMENT_STORAGE
+    return load(merged)

@@ -1,0 +1,43 @@
+"""Session fixtures: one real Azurite per test session, fresh resources per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.azurite import Azurite
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+
+
+def data_path(*parts: str) -> Path:
+    """A file of ../shared/data, or skip the test cleanly when a user's clone has no such folder."""
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference data not present: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    server = Azurite().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def storage(azurite: Azurite) -> str:
+    """The connection string of the session's Azurite."""
+    return azurite.connection_string
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for queue/table/container names, so tests never see each other's data."""
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared import settings as s
+
+
+def test_defaults_and_names() -> None:
+    cfg = s.load({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    assert cfg.strava_base_url == "https://www.strava.com"
+    assert cfg.timezone == "Europe/London"
+    assert cfg.api_key is None
+
+
+def test_missing_storage_is_named() -> None:
+    with pytest.raises(s.SettingsError, match="AzureWebJobsStorage"):
+        s.load({})
+
+
+def test_require_names_every_missing_setting_without_values() -> None:
+    cfg = s.load({"AzureWebJobsStorage": "x", "STRAVA_CLIENT_SECRET": "sekrit-value"})
+    with pytest.raises(s.SettingsError) as err:
+        cfg.require("SYNC_API_KEY", "STRAVA_CLIENT_ID", "STRAVA_CLIENT_SECRET")
+    assert "SYNC_API_KEY" in str(err.value) and "STRAVA_CLIENT_ID" in str(err.value)
+    assert "STRAVA_CLIENT_SECRET" not in str(err.value)
+    assert "sekrit-value" not in repr(cfg)
+
+
+def test_bad_timezone_and_base_url() -> None:
+    with pytest.raises(s.SettingsError, match="ACTIVITY_TIMEZONE"):
+        s.load({"AzureWebJobsStorage": "x", "ACTIVITY_TIMEZONE": "Mars/Olympus"})
+    with pytest.raises(s.SettingsError, match="STRAVA_BASE_URL"):
+        s.load({"AzureWebJobsStorage": "x", "STRAVA_BASE_URL": "ftp://nope"})
+    assert s.load({"AzureWebJobsStorage": "x", "STRAVA_BASE_URL": "http://127.0.0.1:9/"}).strava_base_url == (
+        "http://127.0.0.1:9"
+    )
+
+
+def test_cli_reads_local_settings_and_defaults_storage(tmp_path: Path) -> None:
+    f = tmp_path / "local.settings.json"
+    f.write_text(json.dumps({"Values": {"STRAVA_CLIENT_ID": "42", "AzureWebJobsStorage": ""}}))
+    cfg = s.load_for_cli(env={"ACTIVITY_TIMEZONE": "Asia/Hong_Kong"}, settings_file=f)
+    assert cfg.strava_client_id == "42"
+    assert cfg.storage == s.DEVELOPMENT_STORAGE
+    assert cfg.timezone == "Asia/Hong_Kong"
+
+
+def test_example_file_lists_every_setting() -> None:
+    example = json.loads((Path(__file__).parent.parent / "local.settings.json.example").read_text())["Values"]
+    assert set(s.SETTINGS) <= set(example)
+
+
+def test_azurite_fixture_serves_queues(storage: str, unique: str) -> None:
+    from azure.storage.queue import QueueClient
+
+    q = QueueClient.from_connection_string(storage, f"smoke{unique}")
+    q.create_queue()
+    q.send_message("hello")
+    assert [m.content for m in q.receive_messages()] == ["hello"]
