@@ -10,6 +10,9 @@ import pytest
 
 from tests.azurite import Azurite
 
+# Fixture modules owned by each part of the app; kept out of this file so they grow independently.
+pytest_plugins = ["tests.fixtures_strava", "tests.fixtures_sync"]
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 
@@ -41,3 +44,16 @@ def storage(azurite: Azurite) -> str:
 def unique() -> str:
     """A short unique suffix for queue/table/container names, so tests never see each other's data."""
     return uuid.uuid4().hex[:10]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-soak", action="store_true", default=False, help="also run tests marked soak")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-soak"):
+        return
+    skip = pytest.mark.skip(reason="soak test: run with --run-soak (make test-all)")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,1 @@
+"""Fixtures around the fake Strava server (tests/fake_strava.py). Loaded by conftest via pytest_plugins."""
