@@ -1,0 +1,124 @@
+"""Activity -> GPX 1.1 bytes for Strava's upload, with heart rate in Garmin's TrackPointExtension.
+
+Written by hand rather than with gpxpy: gpxpy's writer is several times slower at 50,000 points (see
+bench/bench_convert.py), and the output is simple. Tests parse it back with gpxpy.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from datetime import UTC, datetime, timedelta
+
+from shared.activity import Activity, HeartRate
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+# Characters XML 1.0 forbids (and lone surrogates, which UTF-8 cannot encode): dropped from text.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+_HEADER = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<gpx version="1.1" creator="runkeeper-strava-sync"'
+    ' xmlns="http://www.topografix.com/GPX/1/1"'
+    ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+    ' xmlns:gpxtpx="http://www.garmin.com/xmlschemas/TrackPointExtension/v1"'
+    ' xsi:schemaLocation="http://www.topografix.com/GPX/1/1 http://www.topografix.com/GPX/1/1/gpx.xsd'
+    ' http://www.garmin.com/xmlschemas/TrackPointExtension/v1'
+    ' http://www.garmin.com/xmlschemas/TrackPointExtensionv1.xsd">\n'
+)
+_HR_OPEN = "<extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>"
+_HR_CLOSE = "</gpxtpx:hr></gpxtpx:TrackPointExtension></extensions>"
+
+
+def xml_text(text: str) -> str:
+    """Any string made safe as XML character data: escaped, and without characters XML cannot carry."""
+    text = _NOT_XML.sub("", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _decimal(x: float) -> str:
+    """Shortest exact form, but never exponent notation, which xsd:decimal does not allow."""
+    text = repr(x)
+    if "e" in text:
+        text = f"{x:.9f}".rstrip("0").rstrip(".")
+    return text
+
+
+class _Clock:
+    """UTC `Z` times for start + offset, exact to the microsecond; whole seconds are formatted once and reused."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start_us = (start - _EPOCH) // _MICRO
+        self._second = -1
+        self._prefix = ""
+
+    def at(self, offset: float) -> str:
+        second, micro = divmod(self._start_us + round(offset * 1_000_000), 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = (_EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S")
+        if micro:
+            return f"{self._prefix}.{micro:06d}".rstrip("0") + "Z"
+        return self._prefix + "Z"
+
+
+def _heart_rates(samples: list[HeartRate]) -> tuple[list[float], list[int]]:
+    ordered = sorted(samples, key=lambda s: s.offset)
+    return [s.offset for s in ordered], [s.bpm for s in ordered]
+
+
+def activity_to_gpx(activity: Activity) -> bytes:
+    """GPX 1.1 (UTF-8): a new <trkseg> at each start/resume after the first, and a pause ends one.
+
+    Each point gets the latest heart-rate sample at or before its time, none before the first sample
+    (a 0 bpm sample means no reading and writes nothing).
+    """
+    if not activity.points:
+        raise ValueError("an activity without points has no GPX track (send it as a manual activity)")
+    if activity.start.tzinfo is None:
+        raise ValueError("the activity's start time must be timezone-aware")
+    clock = _Clock(activity.start)
+    hr_times, hr_bpms = _heart_rates(activity.heart_rate)
+    n_hr = len(hr_times)
+    out: list[str] = [_HEADER, "<metadata><time>", clock.at(0.0), "</time></metadata>\n<trk><name>",
+                      xml_text(activity.type), "</name>"]
+    if activity.notes:
+        out += ["<desc>", xml_text(activity.notes), "</desc>"]
+    out.append("\n")
+    append = out.append
+    in_segment = False
+    segment_points = 0
+    j = 0  # heart-rate samples[:j] are at or before the current point (a cursor, since points rarely go back)
+    last_offset = float("-inf")
+    for point in activity.points:
+        kind = point.kind
+        if in_segment and segment_points and (kind == "start" or kind == "resume"):
+            append("</trkseg>\n")
+            in_segment = False
+        if not in_segment:
+            append("<trkseg>\n")
+            in_segment = True
+            segment_points = 0
+        offset = point.offset
+        if n_hr:
+            if offset < last_offset:
+                j = bisect_right(hr_times, offset)
+            else:
+                while j < n_hr and hr_times[j] <= offset:
+                    j += 1
+            last_offset = offset
+        lat, lon = repr(point.lat), repr(point.lon)
+        if "e" in lat or "e" in lon:
+            lat, lon = _decimal(point.lat), _decimal(point.lon)
+        ele = "" if point.ele is None else f"<ele>{_decimal(point.ele)}</ele>"
+        hr = f"{_HR_OPEN}{hr_bpms[j - 1]}{_HR_CLOSE}" if j and hr_bpms[j - 1] > 0 else ""
+        append(f'<trkpt lat="{lat}" lon="{lon}">{ele}<time>{clock.at(offset)}</time>{hr}</trkpt>\n')
+        segment_points += 1
+        if kind == "pause":
+            append("</trkseg>\n")
+            in_segment = False
+    if in_segment:
+        append("</trkseg>\n")
+    append("</trk>\n</gpx>\n")
+    return "".join(out).encode("utf-8")
