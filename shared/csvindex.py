@@ -86,7 +86,10 @@ def _number(text: str) -> float | None:
     text = text.strip()
     if not text:
         return None
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
     if value != value or value in (float("inf"), float("-inf")) or value < 0:
         raise ValueError(f"{text!r} is not a non-negative number")
     return value
