@@ -56,30 +56,33 @@ def repair(data: bytes) -> tuple[bytes, list[str]]:
         repairs[what] = repairs.get(what, 0) + 1
 
     pos = 0
-    in_trk = in_seg = False
+    in_trk = in_seg = ours = False  # `ours`: the open segment is one this repair opened
     for m in _TAG.finditer(data):
         closing, prefix, tag, self_closing = m.group(1), m.group(2), m.group(3), m.group(5)
         out.append(data[pos:m.start()])
         pos = m.end()
         token = m.group(0)
+        close_seg = b"</" + prefix + b"trkseg>"
         if tag == b"trk":
             if closing and in_seg:
-                out.append(b"</" + prefix + b"trkseg>")
-                note("segment closed before </trk>")
-                in_seg = False
+                out.append(close_seg)
+                if not ours:
+                    note("unclosed <trkseg> closed")
+                in_seg = ours = False
             in_trk = not closing
         elif tag == b"trkseg" and not self_closing:
             if closing and not in_seg:
                 note("stray </trkseg> removed")
                 continue
             if not closing and in_seg:
-                out.append(b"</" + prefix + b"trkseg>")
-                note("unclosed <trkseg> closed")
-            in_seg = not closing
+                out.append(close_seg)
+                if not ours:
+                    note("unclosed <trkseg> closed")
+            in_seg, ours = not closing, False
         elif tag == b"trkpt" and not closing and in_trk and not in_seg:
             out.append(b"<" + prefix + b"trkseg>")
             note("points outside a segment put into one")
-            in_seg = True
+            in_seg = ours = True
         out.append(token)
     out.append(data[pos:])
     return b"".join(out), [f"{what} ({n}x)" if n > 1 else what for what, n in repairs.items()]
@@ -143,7 +146,7 @@ def _scan(data: bytes) -> _Scan:
     except ParseError as exc:
         line, col = exc.position
         message = str(exc).split(":")[0]
-        if line >= data.rstrip().count(b"\n") + 1:
+        if message in ("no element found", "unclosed token", "unclosed CDATA section"):
             raise GpxError(f"truncated: the XML ends too early (line {line}, column {col}: {message})") from None
         raise GpxError(f"not well-formed XML (line {line}, column {col}: {message})") from None
     except ValueError as exc:  # a <time> that is not ISO 8601
