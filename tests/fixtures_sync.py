@@ -1,1 +1,111 @@
 """Fixtures for the live sync path (ack, queue, worker, drain helper). Loaded by conftest via pytest_plugins."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.storage.queue import QueueClient
+
+from shared import activitylog, store
+from tests.drain import Drain
+
+SYNC_API_KEY = "test-sync-key-0123456789abcdef"  # a test value, not a real secret
+# Store names a test gets its own copy of, so tests never see each other's rows or messages.
+_NAMES = ("ACTIVITY_QUEUE", "POISON_QUEUE", "PAYLOAD_CONTAINER", "ACTIVITY_LOG_TABLE", "CONNECTIONS_TABLE",
+          "OAUTH_STATE_TABLE")
+
+
+@dataclass
+class SyncEnv:
+    """The app's storage as one test sees it, plus the calls a test makes against it."""
+
+    storage: str
+    api_key: str
+    names: dict[str, str]
+
+    def post(
+        self, body: Any, *, key: str | None = "header", headers: dict[str, str] | None = None
+    ) -> func.HttpResponse:
+        """POST /api/runkeeper through the registered function; `key="header"` sends the right X-Api-Key."""
+        import function_app
+
+        if isinstance(body, bytes):
+            raw = body
+        else:
+            raw = json.dumps(body).encode("utf-8")
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        if key == "header":
+            hdrs["X-Api-Key"] = self.api_key
+        elif key is not None:
+            hdrs["X-Api-Key"] = key
+        req = func.HttpRequest("POST", "http://localhost:7071/api/runkeeper", headers=hdrs, body=raw)
+        return function_app.runkeeper.build().get_user_function()(req)
+
+    def entry(self, sync_id: str, user: str = activitylog.OWNER) -> activitylog.Entry | None:
+        return activitylog.get(self.storage, user, sync_id)
+
+    def entries(self, user: str = activitylog.OWNER) -> list[activitylog.Entry]:
+        return activitylog.list_activities(self.storage, user, limit=10_000)
+
+    def queue_count(self, poison: bool = False) -> int:
+        """Messages in the activity queue (or its poison queue), visible or not."""
+        name = self.names["POISON_QUEUE"] if poison else self.names["ACTIVITY_QUEUE"]
+        client = store.queue(self.storage, name)
+        return client.get_queue_properties().approximate_message_count or 0
+
+    def visible_messages(self, poison: bool = False) -> list[dict[str, Any]]:
+        """The visible messages, decoded (base64, as host.json says) without taking them."""
+        name = self.names["POISON_QUEUE"] if poison else self.names["ACTIVITY_QUEUE"]
+        raw = QueueClient.from_connection_string(self.storage, name)
+        return [json.loads(base64.b64decode(m.content)) for m in raw.peek_messages(max_messages=32)]
+
+    def blobs(self) -> list[str]:
+        return [b.name for b in store.container(self.storage, self.names["PAYLOAD_CONTAINER"]).list_blobs()]
+
+    def drain(self, **kwargs: Any) -> Drain:
+        kwargs.setdefault("release_delay", 0)
+        return Drain(self.storage, queue=self.names["ACTIVITY_QUEUE"], **kwargs)
+
+    def subprocess_env(self) -> dict[str, str]:
+        """Environment for a worker process (`python -m tests.drain`) that uses this test's names."""
+        import os
+
+        env = dict(os.environ)
+        env["SYNC_TEST_STORE_NAMES"] = json.dumps(self.names)
+        return env
+
+
+@pytest.fixture
+def sync_env(storage: str, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncEnv]:
+    """Settings in the environment, and this test's own queue, poison queue, container and tables."""
+    names = {
+        "ACTIVITY_QUEUE": f"act-{unique}",
+        "POISON_QUEUE": f"act-{unique}-poison",
+        "PAYLOAD_CONTAINER": f"payloads-{unique}",
+        "ACTIVITY_LOG_TABLE": f"log{unique}",
+        "CONNECTIONS_TABLE": f"conn{unique}",
+        "OAUTH_STATE_TABLE": f"oauth{unique}",
+    }
+    assert set(names) == set(_NAMES)
+    for attr, value in names.items():
+        monkeypatch.setattr(store, attr, value)
+    monkeypatch.setenv("AzureWebJobsStorage", storage)
+    monkeypatch.setenv("SYNC_API_KEY", SYNC_API_KEY)
+    monkeypatch.setenv("SYNC_DELAY_SCALE", "0.001")  # 15 minutes of rate-limit wait become about a second
+    monkeypatch.delenv("STRAVA_CLIENT_ID", raising=False)
+    monkeypatch.delenv("STRAVA_CLIENT_SECRET", raising=False)
+    yield SyncEnv(storage=storage, api_key=SYNC_API_KEY, names=names)
+
+
+@pytest.fixture
+def seed_payload() -> dict[str, Any]:
+    """The real payload the original app's Zap posted (../shared/data/zapier/example-seed-app.json)."""
+    from tests.conftest import data_path
+
+    return json.loads(data_path("zapier", "example-seed-app.json").read_text(encoding="utf-8"))
