@@ -1,0 +1,88 @@
+"""Activity -> StravaActivity: upload or manual, name, sport, times, elapsed time."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import gpxpy
+import pytest
+
+from shared.activity import Activity, Point
+from shared.convert import StravaActivity, to_strava
+from shared.runkeeper import parse_payload
+from tests.conftest import data_path
+
+LONDON = "Europe/London"
+
+
+def test_real_payload_becomes_an_upload() -> None:
+    payload = json.loads(data_path("zapier", "example-seed-app.json").read_text(encoding="utf-8"))
+    parsed = parse_payload(payload)
+    assert isinstance(parsed, Activity)
+    strava = to_strava(parsed, LONDON)
+    assert strava.name == "Running activity on Monday 26th September 2022 at 18:52"
+    assert (strava.sport_type, strava.trainer, strava.commute) == ("Run", False, False)
+    assert strava.start == datetime(2022, 9, 26, 17, 52, 22, tzinfo=UTC) and strava.start.tzinfo is UTC
+    assert strava.start_local == datetime(2022, 9, 26, 18, 52, 22)
+    assert strava.description == parsed.notes
+    assert strava.gpx is not None and not strava.is_manual
+    points = gpxpy.parse(strava.gpx.decode()).tracks[0].segments[0].points
+    assert len(points) == 298 and points[0].time == strava.start
+    assert strava.elapsed_time == round(parsed.points[-1].offset)
+    assert "gpx=" not in repr(strava)  # kilobytes of XML stay out of logs
+
+
+def test_without_path_it_is_a_manual_activity() -> None:
+    act = Activity(type="Running", start=datetime(2016, 2, 23, 7, 3, tzinfo=ZoneInfo(LONDON)), distance=5000.0,
+                   duration=1500.4, equipment="Treadmill", notes="  treadmill intervals  ")
+    strava = to_strava(act, LONDON)
+    assert strava.is_manual and strava.gpx is None
+    assert (strava.sport_type, strava.trainer) == ("Run", True)
+    assert (strava.elapsed_time, strava.distance, strava.description) == (1500, 5000.0, "treadmill intervals")
+    assert strava.start_local == datetime(2016, 2, 23, 7, 3)
+
+
+def test_one_point_is_no_track() -> None:
+    act = Activity(type="Walking", start=datetime(2022, 1, 1, 9, tzinfo=UTC), points=[Point(1, 2, None, 0.0)],
+                   duration=600)
+    strava = to_strava(act, LONDON)
+    assert strava.gpx is None and strava.elapsed_time == 600
+
+
+def test_manual_activity_falls_back_to_the_paths_last_offset() -> None:
+    act = Activity(type="Walking", start=datetime(2022, 1, 1, 9, tzinfo=UTC), points=[Point(1, 2, None, 754.6)])
+    assert to_strava(act, LONDON).elapsed_time == 755
+
+
+def test_manual_activity_without_any_time_is_a_clear_error() -> None:
+    act = Activity(type="Yoga", start=datetime(2022, 1, 1, 9, tzinfo=UTC), distance=0.0)
+    with pytest.raises(ValueError, match="no path and no duration"):
+        to_strava(act, LONDON)
+
+
+def test_start_local_uses_the_activitys_own_offset() -> None:
+    hong_kong = datetime(2019, 7, 1, 18, 20, 12, tzinfo=timezone(timedelta(hours=8)))
+    strava = to_strava(Activity(type="Running", start=hong_kong, duration=60), LONDON)
+    assert strava.start_local == datetime(2019, 7, 1, 18, 20, 12)
+    assert strava.start == datetime(2019, 7, 1, 10, 20, 12, tzinfo=UTC)
+    assert strava.name == "Running activity on Monday 1st July 2019 at 11:20"  # the name follows ACTIVITY_TIMEZONE
+
+
+def test_a_bare_utc_start_is_placed_in_the_timezone() -> None:
+    strava = to_strava(Activity(type="Running", start=datetime(2022, 7, 1, 6, tzinfo=UTC), duration=60), LONDON)
+    assert strava.start_local == datetime(2022, 7, 1, 7, 0)
+
+
+def test_unknown_type_is_a_workout_with_the_type_in_the_name() -> None:
+    strava = to_strava(Activity(type="Underwater Hockey", start=datetime(2022, 7, 1, 6, tzinfo=UTC), duration=60),
+                       LONDON)
+    assert strava.sport_type == "Workout" and strava.name.startswith("Underwater Hockey activity on ")
+
+
+def test_result_is_frozen() -> None:
+    strava = to_strava(Activity(type="Yoga", start=datetime(2022, 7, 1, 6, tzinfo=UTC), duration=60), LONDON)
+    assert isinstance(strava, StravaActivity)
+    with pytest.raises(AttributeError):
+        strava.name = "x"  # type: ignore[misc]
