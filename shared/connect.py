@@ -1,0 +1,140 @@
+"""The "Connect with Strava" HTTP handlers: send the owner to Strava's consent page, take the answer back.
+
+`connect` needs the app's key (header or `?key=`, since a browser follows this link) and leaves a
+single-use state behind; `callback` is guarded by that state instead of a key. Every refusal is a
+small page (or JSON for the key check) that says what to do; nothing is stored unless all is well.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import azure.functions as func
+
+from shared import oauthstate
+from shared.auth import key_matches
+from shared.responses import error, html_page, redirect
+from shared.settings import Settings, SettingsError, load
+
+log = logging.getLogger(__name__)
+
+SCOPES = "activity:write,activity:read_all"
+START_AGAIN = "Start again from /api/strava/connect."
+_STATE_PAGES = {
+    "unknown": "This sign-in answer does not belong to a connection this app started, so nothing was stored. ",
+    "used": "This sign-in answer was already used, so nothing was stored. ",
+    "expired": "This sign-in took longer than 10 minutes and has expired, so nothing was stored. ",
+}
+
+
+def callback_url(request_url: str) -> str:
+    """This app's own /api/strava/callback, next to the connect URL the browser used (any route prefix)."""
+    parts = urlsplit(request_url)
+    path = parts.path.rstrip("/")
+    path = path[: -len("connect")] + "callback" if path.endswith("/connect") else "/api/strava/callback"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def authorize_url(settings: Settings, redirect_uri: str, state: str) -> str:
+    query = urlencode({
+        "client_id": settings.strava_client_id, "redirect_uri": redirect_uri, "response_type": "code",
+        "approval_prompt": "auto", "scope": SCOPES, "state": state,
+    }, safe=":,/")
+    return f"{settings.strava_base_url}/oauth/authorize?{query}"
+
+
+def connect(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/strava/connect: key check, a fresh state, then 302 to Strava's consent page."""
+    try:
+        settings = load()
+    except SettingsError as exc:
+        return error(503, str(exc))
+    given = req.headers.get("X-Api-Key") or req.params.get("key")
+    if not key_matches(given, settings.api_key):
+        return error(401, "missing or wrong API key: send it as the X-Api-Key header or the key query parameter")
+    try:
+        settings.require("STRAVA_CLIENT_ID", "STRAVA_CLIENT_SECRET")
+    except SettingsError as exc:
+        return error(503, str(exc))
+    try:
+        state = oauthstate.create_state(settings.storage)
+    except Exception as exc:  # storage down: say so rather than fail with a stack trace
+        log.warning("strava connect: could not store the OAuth state (%s)", type(exc).__name__)
+        return error(503, "storage is unavailable; try again in a minute")
+    try:
+        oauthstate.purge(settings.storage)
+    except Exception as exc:  # housekeeping only
+        log.info("strava connect: purging old OAuth states failed (%s)", type(exc).__name__)
+    log.info("strava connect: redirecting to Strava's consent page")
+    return redirect(authorize_url(settings, callback_url(req.url), state))
+
+
+def callback(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/strava/callback?code&state&scope (or &error=access_denied)."""
+    from shared.strava import Permanent, StravaError
+    from shared.tokens import exchange_code, save_connection
+
+    params = req.params
+    try:
+        settings = load()
+    except SettingsError as exc:
+        return html_page(503, "Not configured", str(exc))
+    try:
+        check = oauthstate.consume_state(settings.storage, params.get("state"))
+    except Exception as exc:
+        log.warning("strava callback: could not read the OAuth state (%s)", type(exc).__name__)
+        return html_page(503, "Try again", "Storage is unavailable, so nothing was stored. " + START_AGAIN)
+    if check != "ok":
+        log.info("strava callback refused: state %s", check)
+        return html_page(400, "Sign-in link not valid", _STATE_PAGES[check] + START_AGAIN)
+    problem = params.get("error")
+    if problem == "access_denied":
+        return html_page(200, "Strava not connected",
+                         "You did not authorize the app on Strava, so nothing changed. To connect later, "
+                         "open /api/strava/connect again.")
+    if problem:
+        return html_page(400, "Strava not connected",
+                         f"Strava answered with an error ({problem[:100]}), so nothing changed. " + START_AGAIN)
+    scopes = params.get("scope") or ""
+    granted = {s.strip() for s in scopes.split(",")}
+    if "activity:write" not in granted:
+        return html_page(400, "Permission needed",
+                         "The app needs permission to upload activities: on Strava's page keep "
+                         "\"Upload your activities from the app to Strava\" ticked. Nothing was stored. "
+                         + START_AGAIN)
+    code = params.get("code")
+    if not code:
+        return html_page(400, "Strava not connected", "Strava's answer had no authorization code. " + START_AGAIN)
+    try:
+        settings.require("STRAVA_CLIENT_ID", "STRAVA_CLIENT_SECRET")
+        assert settings.strava_client_id and settings.strava_client_secret
+        answer = exchange_code(settings.strava_base_url, settings.strava_client_id, settings.strava_client_secret,
+                               code)
+    except SettingsError as exc:
+        return html_page(503, "Not configured", str(exc))
+    except Permanent as exc:
+        log.warning("strava callback: code exchange refused (%s)", exc.status)
+        if exc.status == 401:
+            return html_page(503, "Not configured", str(exc))
+        return html_page(400, "Strava not connected",
+                         "Strava did not accept this sign-in (it may have been used already), so nothing was "
+                         "stored. " + START_AGAIN)
+    except StravaError as exc:
+        log.warning("strava callback: code exchange failed (%s)", type(exc).__name__)
+        return html_page(502, "Strava unavailable", "Strava could not be reached, so nothing was stored. "
+                         + START_AGAIN)
+    try:
+        conn = save_connection(settings.storage, answer, scopes)
+    except ValueError as exc:
+        return html_page(502, "Strava not connected", f"{exc}; nothing was stored. " + START_AGAIN)
+    except Exception as exc:
+        log.warning("strava callback: could not store the connection (%s)", type(exc).__name__)
+        return html_page(503, "Try again", "Storage is unavailable, so nothing was stored. " + START_AGAIN)
+    note = ""
+    if not granted & {"activity:read", "activity:read_all"}:
+        note = (" Without permission to view your activities, duplicate checks for activities without GPS "
+                "and the history import cannot look at Strava first.")
+    return html_page(200, "Connected to Strava",
+                     f"Connected to Strava as {conn.name}. New Runkeeper activities will be uploaded to this "
+                     f"account.{note}")
