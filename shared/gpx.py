@@ -45,22 +45,24 @@ def _decimal(x: float) -> str:
     return text
 
 
-class _Clock:
-    """UTC `Z` times for start + offset, exact to the microsecond; whole seconds are formatted once and reused."""
-
-    def __init__(self, start: datetime) -> None:
-        self._start_us = (start - _EPOCH) // _MICRO
-        self._second = -1
-        self._prefix = ""
-
-    def at(self, offset: float) -> str:
-        second, micro = divmod(self._start_us + round(offset * 1_000_000), 1_000_000)
-        if second != self._second:
-            self._second = second
-            self._prefix = (_EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S")
+def utc_times(start: datetime, offsets: list[float]) -> list[str]:
+    """`start + offset` as UTC `Z` times, exact to the microsecond; one tight loop, since this is the hot spot."""
+    start_us = (start - _EPOCH) // _MICRO
+    out: list[str] = []
+    append = out.append
+    current_day, date = -1, ""
+    for offset in offsets:
+        second, micro = divmod(start_us + round(offset * 1_000_000), 1_000_000)
+        day, second = divmod(second, 86400)
+        if day != current_day:
+            current_day, date = day, (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+        hour, second = divmod(second, 3600)
+        minute, second = divmod(second, 60)
         if micro:
-            return f"{self._prefix}.{micro:06d}".rstrip("0") + "Z"
-        return self._prefix + "Z"
+            append(f"{date}{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}".rstrip("0") + "Z")
+        else:
+            append(f"{date}{hour:02d}:{minute:02d}:{second:02d}Z")
+    return out
 
 
 def _heart_rates(samples: list[HeartRate]) -> tuple[list[float], list[int]]:
@@ -78,28 +80,27 @@ def activity_to_gpx(activity: Activity) -> bytes:
         raise ValueError("an activity without points has no GPX track (send it as a manual activity)")
     if activity.start.tzinfo is None:
         raise ValueError("the activity's start time must be timezone-aware")
-    clock = _Clock(activity.start)
     hr_times, hr_bpms = _heart_rates(activity.heart_rate)
     n_hr = len(hr_times)
-    out: list[str] = [_HEADER, "<metadata><time>", clock.at(0.0), "</time></metadata>\n<trk><name>",
-                      xml_text(activity.type), "</name>"]
+    times = utc_times(activity.start, [p.offset for p in activity.points])
+    began = utc_times(activity.start, [0.0])[0]
+    out: list[str] = [_HEADER, f"<metadata><time>{began}</time></metadata>\n<trk><name>", xml_text(activity.type),
+                      "</name>"]
     if activity.notes:
         out += ["<desc>", xml_text(activity.notes), "</desc>"]
     out.append("\n")
     append = out.append
     in_segment = False
-    segment_points = 0
     j = 0  # heart-rate samples[:j] are at or before the current point (a cursor, since points rarely go back)
     last_offset = float("-inf")
-    for point in activity.points:
+    for point, stamp in zip(activity.points, times, strict=True):
         kind = point.kind
-        if in_segment and segment_points and (kind == "start" or kind == "resume"):
+        if in_segment and (kind == "start" or kind == "resume"):
             append("</trkseg>\n")
             in_segment = False
         if not in_segment:
             append("<trkseg>\n")
             in_segment = True
-            segment_points = 0
         offset = point.offset
         if n_hr:
             if offset < last_offset:
@@ -111,10 +112,14 @@ def activity_to_gpx(activity: Activity) -> bytes:
         lat, lon = repr(point.lat), repr(point.lon)
         if "e" in lat or "e" in lon:
             lat, lon = _decimal(point.lat), _decimal(point.lon)
-        ele = "" if point.ele is None else f"<ele>{_decimal(point.ele)}</ele>"
+        ele = point.ele
+        if ele is None:
+            ele_tag = ""
+        else:
+            ele_text = repr(ele)
+            ele_tag = f"<ele>{_decimal(ele) if 'e' in ele_text else ele_text}</ele>"
         hr = f"{_HR_OPEN}{hr_bpms[j - 1]}{_HR_CLOSE}" if j and hr_bpms[j - 1] > 0 else ""
-        append(f'<trkpt lat="{lat}" lon="{lon}">{ele}<time>{clock.at(offset)}</time>{hr}</trkpt>\n')
-        segment_points += 1
+        append(f'<trkpt lat="{lat}" lon="{lon}">{ele_tag}<time>{stamp}</time>{hr}</trkpt>\n')
         if kind == "pause":
             append("</trkseg>\n")
             in_segment = False

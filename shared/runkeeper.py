@@ -7,6 +7,7 @@ JSON-decoded input: bad input comes back as `Problem`s naming the key exactly as
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -70,6 +71,7 @@ _DEFAULT_NAMES: dict[str, str] = {
 _PATH_SUBKEYS = {"latitude": "lat", "longitude": "lon", "altitude": "ele", "timestamp": "t", "type": "kind"}
 _HR_SUBKEYS = {"timestamp": "hr_t", "heartrate": "hr_bpm", "bpm": "hr_bpm"}
 
+_KIND_SET = frozenset(POINT_KINDS)
 _KEY_JUNK = re.compile(r"[\s_\-]+")
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun",
                                        "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
@@ -190,10 +192,11 @@ class _Input:
 class _Column:
     """One list field, from a comma-separated string, a JSON array, or `path[i].<sub>` objects."""
 
-    def __init__(self, label: str, values: list[object], name_of: NameOf) -> None:
+    def __init__(self, label: str, values: list[object], name_of: NameOf, *, plain: bool = False) -> None:
         self.label = label
         self.values = values
         self.name_of = name_of
+        self.plain = plain  # no booleans and no '_' in numbers (which float() would accept): the fast path is safe
 
 
 def _column(inp: _Input, field: str, problems: _Problems) -> _Column | None:
@@ -202,15 +205,18 @@ def _column(inp: _Input, field: str, problems: _Problems) -> _Column | None:
     key = inp.name(field)
     value = inp.values[field]
     if isinstance(value, str):
-        items: list[object] = [part for part in value.split(",")]
+        items: list[object] = list(value.split(","))
+        plain = "_" not in value
     elif isinstance(value, list | tuple):
         items = list(value)
+        plain = not any(type(v) is bool or (type(v) is str and "_" in v) for v in items)
     elif isinstance(value, Mapping):
         problems.add(key, key, "must be a list or comma-separated values, not an object")
         return None
     else:
         items = [value]  # a single number is a one-element list
-    return _Column(key, items, lambda i: f"{key}[{i}]")
+        plain = False
+    return _Column(key, items, lambda i: f"{key}[{i}]", plain=plain)
 
 
 def _object_columns(
@@ -248,12 +254,11 @@ def _object_columns(
 def _numbers(
     col: _Column, problems: _Problems, lo: float, hi: float, what: str, *, optional: bool = False
 ) -> list[float | None]:
+    if col.plain and (fast := _all_numbers(col.values, lo, hi)) is not None:
+        return fast  # type: ignore[return-value]
     out: list[float | None] = []
     append = out.append
     for i, raw in enumerate(col.values):
-        if type(raw) is float and lo <= raw <= hi:  # the common case, kept cheap for 50,000-point lists
-            append(raw)
-            continue
         if optional and _is_absent(raw):
             append(None)
             continue
@@ -270,7 +275,20 @@ def _numbers(
     return out
 
 
+def _all_numbers(values: list[object], lo: float, hi: float) -> list[float] | None:
+    """The whole list converted at C speed when every value is a number in range, else None (go one by one)."""
+    try:
+        numbers = list(map(float, values))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if numbers and (min(numbers) < lo or max(numbers) > hi or not math.isfinite(sum(numbers))):
+        return None  # out of range, or a NaN somewhere (min/max can miss one; the sum cannot)
+    return numbers
+
+
 def _not_backwards(col: _Column, values: list[float | None], problems: _Problems) -> None:
+    if None not in values and all(map(operator.le, values, values[1:])):  # type: ignore[arg-type]
+        return
     previous: float | None = None
     for i, value in enumerate(values):
         if value is None:
@@ -292,6 +310,11 @@ def _same_length(reference: _Column, others: list[_Column | None], problems: _Pr
 
 
 def _kinds(col: _Column, problems: _Problems) -> list[str]:
+    try:
+        if set(col.values) <= _KIND_SET:  # the common case: Runkeeper's own lower-case words
+            return col.values  # type: ignore[return-value]
+    except TypeError:  # unhashable (nested) values: checked one by one below
+        pass
     kinds: list[str] = []
     for i, raw in enumerate(col.values):
         if _is_absent(raw):
@@ -353,8 +376,8 @@ def _path(inp: _Input, problems: _Problems) -> list[Point]:
     if not complete or problems.items or lats is None or lons is None or times is None:
         return []
     n = len(lats)
-    return [Point(*values) for values in zip(  # type: ignore[arg-type]  # no problems: no None left
-        lats, lons, eles or [None] * n, times, kinds or ["gps"] * n, strict=True)]
+    # No problems means no None left, and _require checked every list has the same length.
+    return list(map(Point, lats, lons, eles or [None] * n, times, kinds or ["gps"] * n))
 
 
 def _heart_rate(inp: _Input, problems: _Problems) -> list[HeartRate]:
