@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from shared.activity import Activity, HeartRate
 
@@ -41,7 +42,7 @@ def _decimal(x: float) -> str:
     """Shortest exact form, but never exponent notation, which xsd:decimal does not allow."""
     text = repr(x)
     if "e" in text:
-        text = f"{x:.9f}".rstrip("0").rstrip(".")
+        text = format(Decimal(text), "f")  # the same digits written out: 5.96e-08 -> 0.0000000596, exact
     return text
 
 

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import gpxpy
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.activity import Activity, Point
 from shared.convert import StravaActivity, to_strava
@@ -86,3 +88,44 @@ def test_result_is_frozen() -> None:
     assert isinstance(strava, StravaActivity)
     with pytest.raises(AttributeError):
         strava.name = "x"  # type: ignore[misc]
+
+
+def test_name_uses_runkeepers_spelling_of_a_known_type() -> None:
+    strava = to_strava(Activity(type="mountain  biking", start=datetime(2022, 7, 1, 6, tzinfo=UTC), duration=60),
+                       LONDON)
+    assert strava.name.startswith("Mountain Biking activity on ") and strava.sport_type == "MountainBikeRide"
+
+
+_kinds = st.sampled_from(["start", "gps", "gps", "gps", "pause", "resume", "end", "manual"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.floats(-90, 90), st.floats(-180, 180), st.floats(0, 1e5), _kinds), min_size=2, max_size=40),
+    st.lists(st.tuples(st.floats(0, 1e5), st.integers(0, 300)), max_size=20),
+    st.text(),
+    st.sampled_from(["2022-09-26T18:52:22+01:00", "2022-03-27T01:30:00", "Sun, 30 Oct 2022 01:30:00"]),
+)
+def test_any_valid_payload_gives_gpx_that_gpxpy_reads(
+    rows: list[tuple[float, float, float, str]], hr: list[tuple[float, int]], notes: str, start: str
+) -> None:
+    rows = sorted(rows, key=lambda r: r[2])
+    hr = sorted(hr)
+    payload = {
+        "activityType": "Running",
+        "activityStartTimeIso": start,
+        "activityNotes": notes,
+        "activityPathLatitude": ",".join(repr(r[0]) for r in rows),
+        "activityPathLongitude": ",".join(repr(r[1]) for r in rows),
+        "activityPathTimestamp": ",".join(repr(r[2]) for r in rows),
+        "activityPathType": ",".join(r[3] for r in rows),
+        "activityHeartRateTimestamp": [h[0] for h in hr],
+        "activityHeartRateBpm": [h[1] for h in hr],
+    }
+    parsed = parse_payload(payload)
+    assert isinstance(parsed, Activity), parsed
+    strava = to_strava(parsed, LONDON)
+    assert strava.gpx is not None
+    points = [p for seg in gpxpy.parse(strava.gpx.decode("utf-8")).tracks[0].segments for p in seg.points]
+    assert [(p.latitude, p.longitude) for p in points] == [(r[0], r[1]) for r in rows]
+    assert all(p.time is not None and p.time >= strava.start for p in points)
