@@ -40,6 +40,7 @@ Knobs (attributes and methods; set them at any time)
   activity is created, then the error answer); `delay` holds the answer that long (longer than the client's
   read timeout = a timeout). `hold_next(count=1, seconds=..., ...)`: applied normally, answer held
   (a timeout after Strava acted). Faulted requests still count toward the rate limits.
+- Helper: `make_gpx(start, points=3, heart_rate=False)` builds a small valid GPX (a point every 10 s).
 - Inspection: `activities(athlete_id=None)` (copies of `FakeActivity`: name, sport_type, start_date,
   start_date_local, elapsed_time, distance, description, trainer, commute, external_id, upload_id, manual,
   points, has_heart_rate, gpx), `activity(id)`, `uploads()`, `calls` (Counter of "METHOD /path/{id}"),
@@ -86,6 +87,22 @@ WRITE_ENDPOINTS = frozenset({("POST", "/api/v3/uploads"), ("POST", "/api/v3/acti
 ALL_SCOPES = frozenset({"read", "read_all", "profile:read_all", "profile:write", "activity:read",
                         "activity:read_all", "activity:write"})
 ONE_HOUR = 3600
+
+
+def make_gpx(start: datetime, points: int = 3, heart_rate: bool = False, name: str = "Running") -> bytes:
+    """A small valid GPX 1.1 track starting at `start` (aware), one point every 10 s, optionally with gpxtpx:hr."""
+    hr = "<extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>140</gpxtpx:hr></gpxtpx:TrackPointExtension></extensions>"
+    pts = "".join(
+        f'<trkpt lat="{51.5 + i * 0.001:.6f}" lon="-0.100000"><ele>10</ele>'
+        f"<time>{_iso((start + timedelta(seconds=10 * i)).astimezone(UTC))}</time>{hr if heart_rate else ''}</trkpt>"
+        for i in range(points)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="fake" '
+        'xmlns="http://www.topografix.com/GPX/1/1" '
+        'xmlns:gpxtpx="http://www.garmin.com/xmlschemas/TrackPointExtension/v1">'
+        f"<trk><name>{name}</name><trkseg>{pts}</trkseg></trk></gpx>\n"
+    ).encode()
 
 
 def _iso(dt: datetime) -> str:

@@ -10,21 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.fake_strava import STATUS_ERROR, STATUS_PROCESSING, STATUS_READY, FakeStrava
+from tests.fake_strava import STATUS_ERROR, STATUS_PROCESSING, STATUS_READY, FakeStrava, make_gpx
 
 
 def gpx(start: datetime, points: int = 3, hr: bool = False) -> bytes:
-    pts = "".join(
-        f'<trkpt lat="{51.5 + i * 0.001}" lon="-0.1"><time>{(start + timedelta(seconds=10 * i)):%Y-%m-%dT%H:%M:%SZ}'
-        f"</time>{'<extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>140</gpxtpx:hr>' if hr else ''}"
-        f"{'</gpxtpx:TrackPointExtension></extensions>' if hr else ''}</trkpt>"
-        for i in range(points)
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?><gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1" '
-        'xmlns:gpxtpx="http://www.garmin.com/xmlschemas/TrackPointExtension/v1">'
-        f"<trk><name>Running</name><trkseg>{pts}</trkseg></trk></gpx>"
-    ).encode()
+    return make_gpx(start, points, heart_rate=hr)
 
 
 START = datetime(2021, 6, 1, 7, 30, tzinfo=UTC)
