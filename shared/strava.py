@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -180,8 +181,9 @@ def _needs_refresh(resp: requests.Response) -> bool:
 
 class StravaClient:
     def __init__(self, base_url: str, tokens: TokenSource, *, timeout: tuple[float, float] = (5, 30),
-                 budget: RateBudget | None = None) -> None:
+                 budget: RateBudget | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self._base = base_url.rstrip("/")
+        self.clock = clock or (lambda: datetime.now(UTC))  # a virtual clock lets a simulation skip the waits
         self._tokens = tokens
         self._timeout = timeout
         self._budget = budget or RateBudget()
@@ -199,7 +201,7 @@ class StravaClient:
     def _send(self, method: str, path: str, token: str, kind: Kind, **kwargs: Any) -> requests.Response:
         import requests
 
-        self._budget.record_call(kind, datetime.now(UTC))
+        self._budget.record_call(kind, self.clock())
         with self._count_lock:
             self.calls += 1
         try:
@@ -207,7 +209,7 @@ class StravaClient:
                                           headers={"Authorization": f"Bearer {token}"}, **kwargs)
         except requests.RequestException as exc:
             raise transport_error(method, path, exc) from None  # the cause holds the request and its token
-        self._budget.update(resp.headers, datetime.now(UTC))
+        self._budget.update(resp.headers, self.clock())
         log.debug("strava %s %s -> %s", method, path, resp.status_code)
         return resp
 
@@ -241,7 +243,7 @@ class StravaClient:
 
     def _rate_limited(self, kind: Kind, message: str) -> RateLimited:
         """Which limit refused us (Strava's body says; else the budget), and when it starts afresh."""
-        now = datetime.now(UTC)
+        now = self.clock()
         text = message.lower()
         limited: Kind = "read" if "read rate limit" in text else "overall" if "overall rate limit" in text else kind
         daily_spent = self._budget.remaining(limited, now)[1] == 0
