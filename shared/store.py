@@ -26,6 +26,9 @@ OAUTH_STATE_TABLE = "oauthstates"
 # Fail fast rather than hang: an HTTP caller (Zapier) has one second, and a 503 is better than a timeout.
 _CLIENT_OPTIONS = {"connection_timeout": 5, "read_timeout": 20, "retry_total": 2, "retry_backoff_factor": 0.2}
 
+# Queue and blob SDKs ignore retry_backoff_factor and default to 15 s + 3^n s between retries (45 s to fail).
+_STORAGE_RETRY = {"backoff": 0.2, "random_jitter_range": 0.1, "retry_total": 2}
+
 _lock = threading.Lock()
 _created: set[tuple[str, str, str]] = set()
 
@@ -57,13 +60,14 @@ def table(conn: str, name: str) -> TableClient:
 @cache
 def queue(conn: str, name: str = ACTIVITY_QUEUE) -> QueueClient:
     """A queue client speaking base64, as host.json's messageEncoding tells the trigger to expect."""
-    from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
+    from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, LinearRetry, QueueClient
 
     client = QueueClient.from_connection_string(
         conn,
         name,
         message_encode_policy=BinaryBase64EncodePolicy(),
         message_decode_policy=BinaryBase64DecodePolicy(),
+        retry_policy=LinearRetry(**_STORAGE_RETRY),
         **_CLIENT_OPTIONS,
     )
     _ensure("queue", conn, name, client.create_queue)
@@ -72,8 +76,10 @@ def queue(conn: str, name: str = ACTIVITY_QUEUE) -> QueueClient:
 
 @cache
 def container(conn: str, name: str = PAYLOAD_CONTAINER) -> ContainerClient:
-    from azure.storage.blob import ContainerClient
+    from azure.storage.blob import ContainerClient, LinearRetry
 
-    client = ContainerClient.from_connection_string(conn, name, **_CLIENT_OPTIONS)
+    client = ContainerClient.from_connection_string(
+        conn, name, retry_policy=LinearRetry(**_STORAGE_RETRY), **_CLIENT_OPTIONS
+    )
     _ensure("container", conn, name, client.create_container)
     return client
