@@ -1,0 +1,262 @@
+"""POST /api/runkeeper: check the key, validate, store the activity and answer 202 inside Zapier's second.
+
+The two storage writes (the log row's conditional insert and the queue message) run at the same time,
+because they dominate the answer's latency. Nothing here imports requests, gpxpy or a Strava module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+import azure.functions as func
+
+from shared import activitylog, jobs
+from shared.activity import Activity, Problem
+from shared.auth import key_matches
+from shared.responses import error, json_response
+from shared.settings import SETTINGS, Settings, SettingsError, load
+
+MAX_BODY = 20 * 1024 * 1024
+DROPPED_KEYS = ("apiKey", "apiEndpoint")  # the original Code step's key and target: never stored
+# A `queued` row no worker has touched for this long lost its message (e.g. an ack answered 503 after
+# the row was written but before the message was): a replay queues it again instead of trusting the row.
+STALE_QUEUED = timedelta(minutes=10)
+
+log = logging.getLogger("shared.ack")
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+class Unavailable(Exception):
+    """Storage (or configuration) failed: the caller must retry, so the answer is 503, never 202."""
+
+
+@dataclass
+class Accepted:
+    status_code: int
+    sync_id: str
+    status: str
+    activity_id: str | None = None
+
+
+@lru_cache(maxsize=8)
+def _load(_env: tuple[str | None, ...]) -> Settings:
+    return load()
+
+
+def settings() -> Settings:
+    """Settings cached per process (keyed by their variables, so a changed environment is seen)."""
+    return _load(tuple(os.environ.get(name) for name in SETTINGS))
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ack")
+    return _pool
+
+
+def _unauthorized() -> func.HttpResponse:
+    return error(401, "missing or wrong API key: send it as the X-Api-Key header (or the apiKey field)")
+
+
+def _problems(status: int, message: str, problems: list[Problem]) -> func.HttpResponse:
+    return error(status, message, problems=[p.as_dict() for p in problems])
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _decode(body: bytes) -> tuple[Any, str | None]:
+    """(value, None) or (None, why it is not JSON)."""
+    try:
+        return json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant), None
+    except UnicodeDecodeError:
+        return None, "body is not UTF-8 text"
+    except RecursionError:
+        return None, "body is nested too deeply"
+    except ValueError as exc:
+        return None, f"body is not valid JSON ({str(exc)[:120]})"
+
+
+def handle(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        return _handle(req)
+    except Unavailable as exc:
+        return error(503, str(exc))
+    except Exception:  # the last line of defence: a clear 503 (Zapier retries), never a stack trace
+        log.exception("runkeeper ack failed unexpectedly")
+        return error(503, "the activity could not be accepted right now; retry later")
+
+
+def _handle(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        cfg = settings()
+        cfg.require("SYNC_API_KEY")
+    except SettingsError as exc:
+        log.error("runkeeper ack not configured: %s", exc)
+        raise Unavailable("the app is not configured yet (see its settings); nothing was stored") from None
+
+    header_key = req.headers.get("x-api-key")
+    if header_key is not None and not key_matches(header_key, cfg.api_key):
+        return _unauthorized()
+    body = req.get_body() or b""
+    if len(body) > MAX_BODY:
+        return error(413, f"body is larger than {MAX_BODY // (1024 * 1024)} MB; nothing was stored")
+    payload, why = _decode(body)
+    if why is None and not isinstance(payload, dict):
+        why = f"body must be a JSON object, not {type(payload).__name__ if payload is not None else 'null'}"
+    if why is not None:
+        if header_key is None:  # nobody proved who they are: say only that
+            return _unauthorized()
+        return _problems(400, why, [Problem("body", why)])
+    assert isinstance(payload, dict)
+    if header_key is None:
+        body_key = payload.get("apiKey")
+        if not key_matches(body_key if isinstance(body_key, str) else None, cfg.api_key):
+            return _unauthorized()
+    for key in DROPPED_KEYS:
+        payload.pop(key, None)
+
+    parsed = _validate(payload, cfg.timezone)
+    if isinstance(parsed, list):
+        _record_rejected(cfg.storage, payload, parsed)
+        return _problems(400, "the activity has problems; nothing was queued", parsed)
+    outcome = accept(cfg.storage, activitylog.OWNER, payload, parsed, cfg.timezone)
+    answer: dict[str, Any] = {"id": outcome.sync_id, "status": outcome.status}
+    if outcome.activity_id:
+        answer["activity_id"] = outcome.activity_id
+    return json_response(outcome.status_code, answer)
+
+
+def _validate(payload: dict[str, Any], timezone: str) -> Activity | list[Problem]:
+    from shared.runkeeper import parse_payload
+
+    parsed = parse_payload(payload, timezone)
+    if isinstance(parsed, list) or parsed.has_path:
+        return parsed
+    from shared.convert import to_strava  # without a path this builds no GPX: cheap
+
+    try:
+        to_strava(parsed, timezone)
+    except ValueError as exc:
+        return [Problem("activityDuration", str(exc))]
+    return parsed
+
+
+def _record_rejected(storage: str, payload: dict[str, Any], problems: list[Problem]) -> None:
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    try:
+        activitylog.record_rejected(
+            storage, activitylog.OWNER, payload_text=text, problems=[p.as_dict() for p in problems]
+        )
+    except Exception:  # the caller's 400 is about their input: a log-write failure must not turn it into a 503
+        log.warning("could not record a rejected payload in the activity log", exc_info=True)
+
+
+def _entry(user: str, sync_id: str, activity: Activity, sport_type: str, timezone: str) -> activitylog.Entry:
+    from shared.naming import activity_name
+
+    return activitylog.Entry(
+        user=user, sync_id=sync_id, status="queued", source="zapier",
+        runkeeper_type=activity.type, runkeeper_id=activity.source_id, sport_type=sport_type,
+        name=activity_name(activity.type, activity.start, timezone), start=activity.start,
+        points=len(activity.points),
+    )
+
+
+def accept(storage: str, user: str, payload: dict[str, Any], activity: Activity, timezone: str) -> Accepted:
+    """Log the activity as `queued` and queue it, both at once; a replay gets its current status instead."""
+    from shared.sports import strava_sport
+    from shared.syncid import sync_id as make_sync_id
+
+    sport = strava_sport(activity.type, activity.equipment, activity.secondary_type)
+    sid = make_sync_id(activity.start, sport.sport_type)
+    entry = _entry(user, sid, activity, sport.sport_type, timezone)
+    job = jobs.Job(sync_id=sid, user=user, source="zapier", payload=payload)
+
+    row: Future[activitylog.Entry | None] = _executor().submit(activitylog.create, storage, entry)
+    sent: jobs.Sent | None = None
+    send_error: Exception | None = None
+    try:
+        sent = jobs.send(storage, job)
+    except Exception as exc:
+        send_error = exc
+    try:
+        created = row.result()
+    except Exception as exc:
+        if sent is not None:
+            _quietly(jobs.retract, storage, sent)
+        log.warning("activity log unavailable (sync_id=%s): %s", sid, type(exc).__name__)
+        raise Unavailable("storage is unavailable; the activity was not stored, retry later") from None
+
+    if created is not None:
+        if send_error is None:
+            return Accepted(202, sid, "queued")
+        _quietly(_forget, storage, created)
+        log.warning("queue unavailable (sync_id=%s): %s", sid, type(send_error).__name__)
+        raise Unavailable("storage is unavailable; the activity was not queued, retry later")
+    return _replay(storage, user, sid, sent, send_error)
+
+
+def _replay(
+    storage: str, user: str, sid: str, sent: jobs.Sent | None, send_error: Exception | None
+) -> Accepted:
+    """The row existed: answer with its status, keep our message only where it is needed."""
+    for _ in range(5):
+        current = activitylog.get(storage, user, sid)
+        if current is None:
+            break
+        needs_message = current.status in activitylog.RETRYABLE or _stale(current)
+        if not needs_message:
+            if sent is not None:
+                _quietly(jobs.retract, storage, sent)
+            return Accepted(200, sid, current.status, current.activity_id)
+        if sent is None:
+            log.warning("queue unavailable (sync_id=%s): %s", sid, type(send_error).__name__)
+            raise Unavailable("storage is unavailable; the activity was not queued, retry later")
+        try:
+            activitylog.save(
+                storage, current, status="queued", source="zapier", error=None, next_try=None,
+                lease_until=None, lease_owner=None, upload_id=None, problems=[], excerpt=None,
+            )
+        except activitylog.Conflict:
+            continue
+        return Accepted(202, sid, "queued")
+    if sent is not None:
+        _quietly(jobs.retract, storage, sent)
+    raise Unavailable("the activity changed while it was being stored; retry")
+
+
+def _stale(entry: activitylog.Entry) -> bool:
+    return (
+        entry.status == "queued" and entry.attempts == 0 and entry.updated is not None
+        and activitylog.utcnow() - entry.updated > STALE_QUEUED
+    )
+
+
+def _forget(storage: str, entry: activitylog.Entry) -> None:
+    """Undo our own `queued` row when its message could not be sent, so a replay is not told "queued"."""
+    from azure.core import MatchConditions
+
+    activitylog.table(storage).delete_entity(
+        entry.user, entry.sync_id, etag=entry.etag, match_condition=MatchConditions.IfNotModified
+    )
+
+
+def _quietly(fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.warning("cleanup step %s failed", getattr(fn, "__name__", fn), exc_info=True)
