@@ -36,6 +36,7 @@ LEASE_SECONDS = 40  # longer than one token request (timeout below) can take
 TOKEN_TIMEOUT = (5.0, 25.0)
 WAIT_SECONDS = LEASE_SECONDS + 10  # a loser waits this long for the winner before giving up (Transient)
 POLL_SECONDS = 0.2
+ROTATION_GRACE_SECONDS = 5.0  # how long a refused refresh waits for another worker's new token to appear
 NOT_CONNECTED = "Strava is not connected: open /api/strava/connect with the app's key and approve the app"
 
 _locks: dict[tuple[str, str], threading.Lock] = {}
@@ -278,8 +279,8 @@ class TokenManager:
             answer = post_token(self._base_url, self._client_id, self._client_secret,
                                 grant_type="refresh_token", refresh_token=leased.refresh_token)
         except Permanent as exc:
-            latest = self.connection()
-            if exc.status == 400 and latest.refresh_token != leased.refresh_token:
+            latest = self._rotated_since(leased) if exc.status == 400 else self.connection()
+            if latest.refresh_token != leased.refresh_token:
                 log.info("strava refresh token was rotated by another worker athlete=%s", leased.athlete_id)
                 return latest  # the winner's token
             self._release(latest)
@@ -294,6 +295,15 @@ class TokenManager:
         stored = self._store(leased, access, refresh, expires_at)
         log.info("strava token refreshed athlete=%s expires_at=%s", stored.athlete_id, stored.expires_at)
         return stored
+
+    def _rotated_since(self, leased: Connection) -> Connection:
+        """After Strava refused our refresh token: give a winner whose write is in flight a moment to land."""
+        deadline = time.monotonic() + ROTATION_GRACE_SECONDS
+        while True:
+            latest = self.connection()
+            if latest.refresh_token != leased.refresh_token or time.monotonic() > deadline:
+                return latest
+            time.sleep(POLL_SECONDS)
 
     def _store(self, leased: Connection, access: str, refresh: str, expires_at: int) -> Connection:
         """Compare-and-swap the new tokens in; if the row moved on meanwhile, keep whichever token is newer."""
