@@ -36,7 +36,7 @@ LEASE_SECONDS = 40  # longer than one token request (timeout below) can take
 TOKEN_TIMEOUT = (5.0, 25.0)
 WAIT_SECONDS = LEASE_SECONDS + 10  # a loser waits this long for the winner before giving up (Transient)
 POLL_SECONDS = 0.2
-ROTATION_GRACE_SECONDS = 5.0  # how long a refused refresh waits for another worker's new token to appear
+ROTATION_GRACE_SECONDS = 2.0  # how long a refused refresh waits for another worker's new token to appear
 NOT_CONNECTED = "Strava is not connected: open /api/strava/connect with the app's key and approve the app"
 
 _locks: dict[tuple[str, str], threading.Lock] = {}

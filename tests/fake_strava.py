@@ -34,7 +34,8 @@ Knobs (attributes and methods; set them at any time)
   past a limit → 429 with Strava's body (`overall rate limit` / `read rate limit`); refused requests still
   count toward the daily usage. Virtual clock: `now` (settable, aware UTC; real time plus an offset),
   `advance_window()` (to the next :00/:15/:30/:45), `advance_day()` (to the next midnight UTC),
-  `advance(seconds)`.
+  `advance(seconds)`. Access tokens expire on this clock too, so move it forward only: an earlier `now`
+  makes the app see tokens it thinks are stale.
 - Faults: `fail_next(count=1, status=500, path_prefix="/api/v3/", method=None, after_apply=False, delay=0.0)`:
   the next `count` matching requests get `status` (after_apply=True: the request takes effect first, e.g. the
   activity is created, then the error answer); `delay` holds the answer that long (longer than the client's
