@@ -52,6 +52,8 @@ def connect(req: func.HttpRequest) -> func.HttpResponse:
         return error(503, str(exc))
     given = req.headers.get("X-Api-Key") or req.params.get("key")
     if not key_matches(given, settings.api_key):
+        if not settings.api_key:
+            log.warning("strava connect refused: SYNC_API_KEY is not set, so no key can match")
         return error(401, "missing or wrong API key: send it as the X-Api-Key header or the key query parameter")
     try:
         settings.require("STRAVA_CLIENT_ID", "STRAVA_CLIENT_SECRET")

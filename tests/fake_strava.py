@@ -895,7 +895,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's pooled session expects
-    timeout = 30  # idle keep-alive connections end on their own
+    timeout = 300  # idle keep-alive connections end on their own (stop() closes the rest)
     server: _Server
 
     def _serve(self) -> None:
