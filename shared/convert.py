@@ -9,7 +9,7 @@ from datetime import timezone as fixed_offset
 from shared.activity import Activity
 from shared.gpx import activity_to_gpx
 from shared.naming import activity_name
-from shared.sports import runkeeper_type, strava_sport
+from shared.sports import strava_sport
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def to_strava(activity: Activity, timezone: str) -> StravaActivity:
     if gpx is None and not elapsed:
         raise ValueError("activity has no path and no duration: Strava needs an elapsed time for a manual activity")
     return StravaActivity(
-        name=activity_name(runkeeper_type(activity.type) or activity.type, activity.start, timezone),
+        name=activity_name(activity.type, activity.start, timezone),
         sport_type=sport.sport_type,
         trainer=sport.trainer,
         commute=False,

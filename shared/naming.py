@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shared.sports import runkeeper_type as known_type
+
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July",
            "August", "September", "October", "November", "December")
@@ -16,7 +18,7 @@ def ordinal(day: int) -> str:
 
 
 def activity_name(runkeeper_type: str, start: datetime, timezone: str | None = None) -> str:
-    """'Running activity on Monday 26th September 2022 at 18:52'.
+    """'Running activity on Monday 26th September 2022 at 18:52', with Runkeeper's spelling of a known type.
 
     An aware `start` is shown in `timezone` when given; a naive one is already the wall clock and is used as is.
     """
@@ -24,7 +26,7 @@ def activity_name(runkeeper_type: str, start: datetime, timezone: str | None = N
         from zoneinfo import ZoneInfo
 
         start = start.astimezone(ZoneInfo(timezone))
-    kind = " ".join((runkeeper_type or "").split())
+    kind = known_type(runkeeper_type or "") or " ".join((runkeeper_type or "").split())  # 'running' -> 'Running'
     prefix = f"{kind} activity" if kind else "Activity"
     return (f"{prefix} on {_DAYS[start.weekday()]} {ordinal(start.day)} {_MONTHS[start.month - 1]} {start.year}"
             f" at {start.hour:02d}:{start.minute:02d}")

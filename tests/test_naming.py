@@ -43,3 +43,10 @@ def test_naive_start_is_the_wall_clock_as_is() -> None:
 
 def test_blank_type_still_gives_a_name() -> None:
     assert activity_name("  ", datetime(2016, 2, 22, 7, 3)) == "Activity on Monday 22nd February 2016 at 07:03"
+
+
+def test_known_types_take_runkeepers_spelling_unknown_ones_are_kept() -> None:
+    start = datetime(2016, 2, 22, 7, 3)
+    assert activity_name("mountain  biking", start).startswith("Mountain Biking activity on ")
+    assert activity_name("stairmaster/stepwell", start).startswith("Stairmaster / Stepwell activity on ")
+    assert activity_name(" Underwater   hockey ", start).startswith("Underwater hockey activity on ")
