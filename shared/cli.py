@@ -1,7 +1,8 @@
 """`python -m shared.cli`: the owner's command line. `import` moves a Runkeeper export to Strava.
 
 Subcommands register themselves in `build_parser` (issue 8 adds `status`, `retry`, `connect`), each with a
-`run(args, out, err) -> exit code` function. Settings come from the environment or local.settings.json,
+`run(args, ctx) -> exit code` function; `Context` carries the output streams and, for simulations and
+tests, the clock and sleep the import uses. Settings come from the environment or local.settings.json,
 as for the app (shared.settings.load_for_cli); storage defaults to the local emulator.
 """
 
@@ -11,7 +12,8 @@ import argparse
 import logging
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -99,10 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+@dataclass
+class Context:
+    out: TextIO
+    err: TextIO
+    clock: Callable[[], datetime] | None = None  # None: the real clock
+    sleep: Callable[[float], None] | None = None  # None: time.sleep
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
+         clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run = args.run
-    return int(run(args, out or sys.stdout, err or sys.stderr))
+    return int(args.run(args, Context(out or sys.stdout, err or sys.stderr, clock, sleep)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -125,11 +135,12 @@ def _setup_logging(verbose: bool, err: TextIO) -> None:
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def run_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def run_import(args: argparse.Namespace, ctx: Context) -> int:
     from shared.export import ExportError, open_export
     from shared.importer import Importer, ImportError_, build_plan
     from shared.settings import SettingsError, load_for_cli
 
+    out, err = ctx.out, ctx.err
     if args.since and args.until and args.since > args.until:
         print(f"error: --since {args.since} is after --until {args.until}", file=err)
         return EXIT_USAGE
@@ -149,8 +160,13 @@ def run_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             from shared.tokens import client_from_settings
 
             client = client_from_settings(settings)
+            options: dict[str, Any] = {}
+            if ctx.clock is not None:
+                client.clock = options["clock"] = ctx.clock
+            if ctx.sleep is not None:
+                options["sleep"] = ctx.sleep
             importer = Importer(client, settings.storage, export=export, wait=not args.no_wait,
-                                retry_failed=args.retry_failed, progress=TqdmProgress(err))
+                                retry_failed=args.retry_failed, progress=TqdmProgress(err), **options)
             try:
                 report = importer.run(plan, limit=args.limit)
             except StravaError as exc:
@@ -162,7 +178,7 @@ def run_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print_report(report, args, out)
     if report.stopped_until is not None:
         return EXIT_TEMPFAIL
-    return EXIT_FAILED if report.counts.failed or report.counts.failed_before else EXIT_OK
+    return EXIT_FAILED if report.failures else EXIT_OK
 
 
 class TqdmProgress:
@@ -176,8 +192,8 @@ class TqdmProgress:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, initial=done, unit="act", file=self.stream, dynamic_ncols=True,
-                        desc="importing", bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                                                     "[{elapsed}] {postfix}")
+                        desc="importing", bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                                     "[{elapsed}]{postfix}")
 
     def _postfix(self, counts: Counts, eta: datetime | None) -> str:
         text = (f"uploaded={counts.uploaded + counts.sending} manual={counts.manual} "
@@ -289,8 +305,11 @@ def print_report(report: Report, args: argparse.Namespace, out: TextIO) -> None:
     if report.plan.filtered:
         print(f"Outside --since/--until: {report.plan.filtered}.", file=out)
     _print_skipped(report.plan, out)
+    total = len(report.plan.items)
+    print(f"On Strava: {c.on_strava} of the {total} activities in this export"
+          + (" (all of them)." if c.on_strava == total else "."), file=out)
     per = report.calls_per_activity
-    print(f"Strava calls: {report.calls}" + (f" ({per:.2f} per imported activity)" if per is not None else ""),
+    print(f"Strava calls: {report.calls}" + (f" ({per:.2f} per activity sent)" if per is not None else ""),
           file=out)
     if report.failures:
         print(f"Failed ({len(report.failures)}):", file=out)

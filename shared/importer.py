@@ -392,6 +392,11 @@ class Counts:
     unconfirmed: int = 0  # sent, outcome not yet known (next run confirms)
     left: int = 0  # not reached: --limit, or the run stopped at the rate limit
     sending: int = 0  # uploads sent whose outcome the run has yet to learn (for progress lines)
+    sent: int = 0  # uploads and creates Strava accepted in this run
+
+    @property
+    def on_strava(self) -> int:
+        return self.uploaded + self.manual + self.duplicate + self.done_before
 
     @property
     def imported(self) -> int:
@@ -425,7 +430,8 @@ class Report:
 
     @property
     def calls_per_activity(self) -> float | None:
-        return self.calls / self.counts.imported if self.counts.imported else None
+        """Strava calls per activity sent in this run (listings and checks included)."""
+        return self.calls / self.counts.sent if self.counts.sent else None
 
 
 @dataclass
@@ -465,6 +471,7 @@ class Importer:
         self.report = report
         self._calls_at_start = self.client.calls
         report.failures.extend(plan.failures)
+        report.counts.failed += len(plan.failures)
         todo, confirm = self._classify(plan, report)
         if limit is not None and len(todo) > limit:
             report.counts.left += len(todo) - limit
@@ -475,7 +482,7 @@ class Importer:
         try:
             if todo or confirm:
                 index = self._listing([w.item for w in todo + confirm])
-                self._resolve(confirm, index)
+                self._resolve(index)
                 self._skip_existing(todo, index)
             while self._todo:
                 self._send(self._todo[0])
@@ -599,19 +606,17 @@ class Importer:
                     self.sleep(2.0 ** attempt)
         return index
 
-    def _resolve(self, confirm: list[_Work], index: StravaIndex) -> None:
-        """Sent earlier and now on Strava: synced. Still unknown: keep for an individual check."""
-        keep: list[_Work] = []
-        for work in confirm:
+    def _resolve(self, index: StravaIndex) -> None:
+        """Sent (this run or before) and now on Strava: synced. Still unknown: kept for an individual check."""
+        for work in list(self._confirm_list):
             act = index.match(work.item)
-            if act is not None:
-                self._done(work, "synced", act.id)
-                self.report.counts.uploaded += not work.item.is_manual
-                self.report.counts.manual += work.item.is_manual
-                self._tick(work)
-            else:
-                keep.append(work)
-        self._confirm_list = keep
+            if act is None:
+                continue
+            self._confirm_list.remove(work)
+            self._done(work, "synced", act.id)
+            self.report.counts.uploaded += not work.item.is_manual
+            self.report.counts.manual += work.item.is_manual
+            self._tick(work)
 
     def _skip_existing(self, todo: list[_Work], index: StravaIndex) -> None:
         keep: list[_Work] = []
@@ -642,6 +647,7 @@ class Importer:
                         name=item.name, sport_type=item.sport_type, start_date_local=item.start_local,
                         elapsed_time=round(item.duration or 0), description=item.description,
                         distance=item.distance, trainer=item.trainer, commute=False))
+                    self.report.counts.sent += 1
                     self._done(work, "synced", str(answer["id"]))
                     self.report.counts.manual += 1
                 else:
@@ -653,6 +659,7 @@ class Importer:
                         d, name=item.name, description=item.description, sport_type=item.sport_type,
                         trainer=item.trainer, commute=False, external_id=item.external_id,
                         filename=member_stem(item.gpx_member or "activity.gpx")))
+                    self.report.counts.sent += 1
                     outcome = upload.outcome()
                     if outcome.state == "processing":
                         self._save(work, upload_id=upload.id, ambiguous=False, error=None)
@@ -716,7 +723,7 @@ class Importer:
 
         if not self._confirm_list:
             return
-        self._resolve(self._confirm_list, self._listing([w.item for w in self._confirm_list]))
+        self._resolve(self._listing([w.item for w in self._confirm_list]))
         resend = [w for w in self._confirm_list if not w.entry or not w.entry.upload_id]
         for work in resend:  # the request may never have reached Strava: the listing says it did not
             self._confirm_list.remove(work)
