@@ -8,6 +8,7 @@ the message would not fit the queue's 64 KiB (48 KiB before base64).
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -120,7 +121,7 @@ def prepare(storage: str, job: Job) -> tuple[Job, bytes]:
 def send(storage: str, job: Job, delay: float = 0) -> Sent:
     """Queue `job` (inline or via a blob), invisible for `delay` seconds. Messages never expire on their own."""
     job, body = prepare(storage, job)
-    visibility = max(0, min(round(delay), MAX_VISIBILITY))
+    visibility = max(0, min(math.ceil(delay), MAX_VISIBILITY))  # whole seconds; never sooner than asked
     msg = store.queue(storage, store.ACTIVITY_QUEUE).send_message(
         body, visibility_timeout=visibility or None, time_to_live=-1
     )

@@ -14,6 +14,8 @@ from azure.storage.queue import QueueClient
 
 from shared import activitylog, store
 from tests.drain import Drain
+from tests.fake_strava import FakeStrava
+from tests.fixtures_strava import connect_athlete
 
 SYNC_API_KEY = "test-sync-key-0123456789abcdef"  # a test value, not a real secret
 # Store names a test gets its own copy of, so tests never see each other's rows or messages.
@@ -26,8 +28,14 @@ class SyncEnv:
     """The app's storage as one test sees it, plus the calls a test makes against it."""
 
     storage: str
-    api_key: str
     names: dict[str, str]
+
+    @property
+    def api_key(self) -> str:
+        """The key the app expects now (the Strava fixtures may set their own)."""
+        import os
+
+        return os.environ["SYNC_API_KEY"]
 
     def post(
         self, body: Any, *, key: str | None = "header", headers: dict[str, str] | None = None
@@ -98,9 +106,35 @@ def sync_env(storage: str, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("AzureWebJobsStorage", storage)
     monkeypatch.setenv("SYNC_API_KEY", SYNC_API_KEY)
     monkeypatch.setenv("SYNC_DELAY_SCALE", "0.001")  # 15 minutes of rate-limit wait become about a second
-    monkeypatch.delenv("STRAVA_CLIENT_ID", raising=False)
-    monkeypatch.delenv("STRAVA_CLIENT_SECRET", raising=False)
-    yield SyncEnv(storage=storage, api_key=SYNC_API_KEY, names=names)
+    yield SyncEnv(storage=storage, names=names)
+
+
+@dataclass
+class Live:
+    """The whole live path: this test's storage (`sync`), the fake Strava (`fake`) and the app's settings."""
+
+    sync: SyncEnv
+    fake: FakeStrava
+
+    def connect(self) -> None:
+        """Connect the fake's default athlete the way the OAuth callback does."""
+        connect_athlete(self.sync.storage, self.fake)
+
+    def activities(self) -> list[Any]:
+        return self.fake.activities()
+
+
+@pytest.fixture
+def live(sync_env: SyncEnv, strava_env: dict[str, str], fake_strava: FakeStrava) -> Live:
+    """Settings point at Azurite and the fake Strava; nobody is connected yet (`live.connect()`)."""
+    return Live(sync=sync_env, fake=fake_strava)
+
+
+@pytest.fixture
+def connected(live: Live) -> Live:
+    """`live` with the fake's default athlete connected."""
+    live.connect()
+    return live
 
 
 @pytest.fixture
