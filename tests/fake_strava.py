@@ -25,11 +25,14 @@ Knobs (attributes and methods; set them at any time)
 - Tokens: `token_lifetime` (s, default 6 h) for tokens issued from now on; `expire_access_tokens(athlete_id=None)`
   (the current access tokens answer 401 and the next refresh rotates); `revoke(athlete_id)`.
 - Uploads: `processing_polls` (GET /uploads/{id} answers "still being processed" that many times before the
-  outcome; default 0); `fail_next_processing(message)` (next upload ends in a processing error).
+  outcome; default 0); `fail_next_processing(message)` (the next upload ends in a processing error whose
+  `error` is exactly `message`).
   Duplicates: same first `<time>` (to the second) as an uploaded activity of that athlete, or same
   `external_id` → error `"<filename> duplicate of activity N"`. A file it cannot parse → status
   "There was an error processing your activity." with a message. The activity exists (listed) from upload
-  time; only the status lags. `delete_activity(id)`; `add_activity(...)` seeds existing activities.
+  time; only the status lags. `delete_activity(id)`; `add_activity(...)` seeds existing activities: with
+  the default `manual=False` (recorded by a device) an upload starting at the same second is a duplicate of
+  it; `manual=True` ones never are.
 - Rate limits: `set_limits(overall=(15min, daily), read=(15min, daily))` (defaults 200/2000, 100/1000);
   past a limit → 429 with Strava's body (`overall rate limit` / `read rate limit`); refused requests still
   count toward the daily usage. Virtual clock: `now` (settable, aware UTC; real time plus an offset),
@@ -778,7 +781,7 @@ class FakeStrava:
     def _process(self, athlete: FakeAthlete, upload: FakeUpload, data: bytes, fields: dict[str, str],
                  sport: str) -> FakeActivity:
         if self._processing_errors:
-            raise ValueError(f"{upload.filename}: {self._processing_errors.pop(0)}")
+            raise ValueError(self._processing_errors.pop(0))  # verbatim: the test chose Strava's words
         name = upload.filename
         if upload.data_type.endswith(".gz"):
             try:

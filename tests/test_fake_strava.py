@@ -212,7 +212,7 @@ def test_fail_next_processing_and_deleted_activity(fake_strava: FakeStrava) -> N
     tok = token(fake_strava)
     fake_strava.fail_next_processing("Something odd.")
     bad = upload(fake_strava, tok, gpx(START)).json()
-    assert "Something odd." in status(fake_strava, tok, bad["id_str"])["error"]
+    assert status(fake_strava, tok, bad["id_str"])["error"] == "Something odd."
     good = upload(fake_strava, tok, gpx(START)).json()
     activity_id = status(fake_strava, tok, good["id_str"])["activity_id"]
     fake_strava.delete_activity(activity_id)
@@ -266,6 +266,17 @@ def test_listing_filters_pages_and_orders(fake_strava: FakeStrava) -> None:
     entry = requests.get(url, headers=auth(tok), params={"per_page": 1}, timeout=5).json()[0]
     assert {"id", "name", "sport_type", "start_date", "start_date_local", "external_id", "upload_id",
             "distance", "elapsed_time"} <= entry.keys()
+
+
+def test_seeded_device_activities_are_duplicates_but_manual_ones_are_not(fake_strava: FakeStrava) -> None:
+    tok = token(fake_strava)
+    manual = fake_strava.add_activity(name="typed in", sport_type="Run", start_date=START, manual=True)
+    first = upload(fake_strava, tok, gpx(START)).json()
+    assert status(fake_strava, tok, first["id_str"])["status"] == STATUS_READY
+    watch = fake_strava.add_activity(name="watch", sport_type="Run", start_date=START + timedelta(days=1))
+    second = upload(fake_strava, tok, gpx(START + timedelta(days=1))).json()
+    assert status(fake_strava, tok, second["id_str"])["error"].endswith(f"duplicate of activity {watch.id}")
+    assert manual.id in {a.id for a in fake_strava.activities()}
 
 
 def test_athletes_are_separate(fake_strava: FakeStrava) -> None:
