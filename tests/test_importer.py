@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import zipfile
 from collections import Counter
@@ -11,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from shared import activitylog
 from shared.export import open_export
 from shared.importer import (
     Importer,
@@ -24,7 +25,7 @@ from shared.importer import (
     listing_ranges,
     utc_start,
 )
-from shared.settings import Settings
+from shared.settings import Settings, load
 from shared.strava import StravaClient
 from shared.syncid import sync_id
 from shared.tokens import client_from_settings
@@ -239,17 +240,43 @@ def test_already_on_strava_is_recorded_as_duplicate(env: Any, client: StravaClie
     assert dup.start == datetime(2013, 7, 25, 11, 53, 27, tzinfo=UTC) and dup.activity_id
 
 
-def test_synced_by_the_live_path_first_is_not_uploaded_again(env: Any, client: StravaClient,
-                                                             fake_strava: FakeStrava) -> None:
+def zapier_payload_from_gpx(path: Path, start_iso: str) -> dict[str, str]:
+    """What Zapier would have posted live for the activity behind one export GPX file."""
+    times = re.findall(r"<trkpt lat=\"([^\"]+)\" lon=\"([^\"]+)\"><ele>([^<]+)</ele><time>([^<]+)</time>",
+                       path.read_text(encoding="utf-8"))
+    t0 = datetime.fromisoformat(times[0][3])
+    kinds = ["start"] + ["gps"] * (len(times) - 2) + ["end"]
+    return {
+        "activityType": "Running",
+        "activityStartTimeIso": start_iso,
+        "activityPathLatitude": ",".join(t[0] for t in times),
+        "activityPathLongitude": ",".join(t[1] for t in times),
+        "activityPathAltitude": ",".join(t[2] for t in times),
+        "activityPathTimestamp": ",".join(str((datetime.fromisoformat(t[3]) - t0).total_seconds()) for t in times),
+        "activityPathType": ",".join(kinds),
+    }
+
+
+def test_synced_by_the_live_path_first_is_not_uploaded_again(connected: Any, strava_env: dict[str, str]) -> None:
+    """Zapier posted the 25 July 2013 run live; importing the export later sends it no second time."""
+    fake = connected.fake
+    gpx = data_path(*EXPORT_2016) / "2013-07-25-0653.gpx"
+    resp = connected.sync.post(zapier_payload_from_gpx(gpx, "2013-07-25T06:53:27-05:00"))
+    assert resp.status_code == 202
+    live_id = json.loads(resp.get_body())["id"]
+    with connected.sync.drain() as drain:
+        drain.run(timeout=90)
+    assert connected.sync.entry(live_id).status == "synced"
+    assert len(fake.activities()) == 1
+
+    client = new_client(load(strava_env), fake)
+    report = run(client, connected.sync.storage, data_path(*EXPORT_2016), until=date(2013, 7, 31))
+    assert report.counts.done_before == 1  # the same sync id: the log alone says it is there
     start = datetime(2013, 7, 25, 11, 53, 27, tzinfo=UTC)
-    live = activitylog.create(env.storage, activitylog.Entry(
-        user=activitylog.OWNER, sync_id=sync_id(start, "Run"), status="synced", source="zapier",
-        activity_id="424242", start=start))
-    assert live is not None
-    report = run(client, env.storage, data_path(*EXPORT_2016), until=date(2013, 7, 31))
-    assert report.counts.done_before == 1
-    assert not [a for a in fake_strava.activities() if a.start_date == start]
-    assert env.entry(live.sync_id).source == "zapier"
+    assert len([a for a in fake.activities() if a.start_date == start]) == 1
+    entry = connected.sync.entry(live_id)
+    assert entry.source == "zapier" and entry.status == "synced"
+    assert report.counts.imported == len(fake.activities()) - 1 > 0
 
 
 def test_limit_and_no_wait_continue_where_they_stopped(env: Any, client: StravaClient, fake_strava: FakeStrava,
@@ -409,3 +436,19 @@ def test_retry_failed(env: Any, client: StravaClient, fake_strava: FakeStrava) -
     third = run(client, env.storage, data_path(*EXPORT_2016), until=date(2013, 7, 31), retry_failed=True)
     assert third.counts.uploaded == 1 and third.counts.failed == 0
     assert {e.status for e in env.entries()} == {"synced"}
+
+
+def test_queued_on_the_live_path_is_left_to_it(connected: Any, strava_env: dict[str, str]) -> None:
+    fake = connected.fake
+    gpx = data_path(*EXPORT_2016) / "2013-07-25-0653.gpx"
+    resp = connected.sync.post(zapier_payload_from_gpx(gpx, "2013-07-25T06:53:27-05:00"))
+    live_id = json.loads(resp.get_body())["id"]
+    report = run(new_client(load(strava_env), fake), connected.sync.storage, data_path(*EXPORT_2016),
+                 until=date(2013, 7, 31))
+    assert report.counts.elsewhere == 1
+    start = datetime(2013, 7, 25, 11, 53, 27, tzinfo=UTC)
+    assert not [a for a in fake.activities() if a.start_date == start]
+    with connected.sync.drain() as drain:
+        drain.run(timeout=90)
+    assert connected.sync.entry(live_id).status == "synced"
+    assert len([a for a in fake.activities() if a.start_date == start]) == 1
