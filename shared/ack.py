@@ -120,7 +120,10 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
     if why is not None:
         if header_key is None:  # nobody proved who they are: say only that
             return _unauthorized()
-        return _problems(400, why, [Problem("body", why)])
+        problems = [Problem("body", why)]
+        _record_rejected(cfg.storage, body[: 4 * activitylog.EXCERPT_CHARS].decode("utf-8", "replace"), problems,
+                         cfg.api_key)
+        return _problems(400, why, problems)
     assert isinstance(payload, dict)
     if header_key is None:
         body_key = payload.get("apiKey")
@@ -131,7 +134,8 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
 
     parsed = _validate(payload, cfg.timezone)
     if isinstance(parsed, list):
-        _record_rejected(cfg.storage, payload, parsed)
+        _record_rejected(cfg.storage, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), parsed,
+                         cfg.api_key)
         return _problems(400, "the activity has problems; nothing was queued", parsed)
     outcome = accept(cfg.storage, activitylog.OWNER, payload, parsed, cfg.timezone)
     answer: dict[str, Any] = {"id": outcome.sync_id, "status": outcome.status}
@@ -155,8 +159,10 @@ def _validate(payload: dict[str, Any], timezone: str) -> Activity | list[Problem
     return parsed
 
 
-def _record_rejected(storage: str, payload: dict[str, Any], problems: list[Problem]) -> None:
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+def _record_rejected(storage: str, text: str, problems: list[Problem], api_key: str | None) -> None:
+    """Keep what was refused, so the owner sees what Zapier sent; the key never lands in the table."""
+    if api_key:
+        text = text.replace(api_key, "***")
     try:
         activitylog.record_rejected(
             storage, activitylog.OWNER, payload_text=text, problems=[p.as_dict() for p in problems]

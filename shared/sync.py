@@ -124,19 +124,21 @@ class Syncer:
         try:
             payload = jobs.load_payload(self.storage, job)
         except jobs.JobError as exc:
+            if entry is not None and entry.status == "failed":  # a stale copy after a definitive failure
+                return Outcome("skipped", job.sync_id, reason=f"already failed: {entry.error}")
             return self._fail(job, entry, str(exc))
         prepared = self._convert(payload)
         if isinstance(prepared, str):
             return self._fail(job, entry, prepared)
-        strava_activity, runkeeper_type, points = prepared
+        strava_activity, facts = prepared
         if entry is None:
-            entry = self._ensure_row(job, strava_activity, runkeeper_type, points)
+            entry = self._ensure_row(job, strava_activity, facts)
         try:
             client = self._client or client_for(self.cfg)
         except SettingsError as exc:
             return self._fail(job, entry, f"Strava is not configured: {exc}")
         try:
-            entry = self._claim(entry, strava_activity, runkeeper_type, points)
+            entry = self._claim(entry, strava_activity, facts)
         except _StepAside as aside:
             return self._step_aside(job, aside.remaining)
         if entry.status in activitylog.DONE:
@@ -149,7 +151,7 @@ class Syncer:
             raise
 
     # ---- preparation -----------------------------------------------------------------------------
-    def _convert(self, payload: dict[str, Any]) -> tuple[StravaActivity, str, int] | str:
+    def _convert(self, payload: dict[str, Any]) -> tuple[StravaActivity, dict[str, Any]] | str:
         """The Strava form of the payload, or why there is none (the ack validated it, but parsers change)."""
         from shared.convert import to_strava
         from shared.runkeeper import parse_payload
@@ -158,14 +160,16 @@ class Syncer:
         if isinstance(parsed, list):
             return "payload has problems: " + "; ".join(f"{p.field}: {p.message}" for p in parsed[:10])
         try:
-            return to_strava(parsed, self.cfg.timezone), parsed.type, len(parsed.points)
+            facts = {"runkeeper_type": parsed.type, "points": len(parsed.points)}
+            if parsed.source_id:
+                facts["runkeeper_id"] = parsed.source_id
+            return to_strava(parsed, self.cfg.timezone), facts
         except ValueError as exc:
             return f"cannot convert the activity: {exc}"
 
-    def _ensure_row(self, job: jobs.Job, act: StravaActivity, runkeeper_type: str, points: int) -> Entry:
+    def _ensure_row(self, job: jobs.Job, act: StravaActivity, facts: dict[str, Any]) -> Entry:
         fresh = Entry(user=job.user, sync_id=job.sync_id, status="queued", source=job.source,
-                      runkeeper_type=runkeeper_type, sport_type=act.sport_type, name=act.name, start=act.start,
-                      points=points)
+                      sport_type=act.sport_type, name=act.name, start=act.start, **facts)
         created = activitylog.create(self.storage, fresh)
         if created is not None:
             return created
@@ -173,7 +177,7 @@ class Syncer:
         assert existing is not None, "row vanished between insert and read"
         return existing
 
-    def _claim(self, entry: Entry, act: StravaActivity, runkeeper_type: str, points: int) -> Entry:
+    def _claim(self, entry: Entry, act: StravaActivity, facts: dict[str, Any]) -> Entry:
         """CAS the row to `uploading` under our lease; a live lease of someone else makes us step aside."""
         for _ in range(10):
             if entry.status in activitylog.DONE:
@@ -188,8 +192,7 @@ class Syncer:
                 return activitylog.save(
                     self.storage, entry, status="uploading", lease_until=now + LEASE, lease_owner=self.me,
                     attempts=entry.attempts + 1, next_try=None, ambiguous=entry.ambiguous or interrupted,
-                    name=act.name, sport_type=act.sport_type, runkeeper_type=runkeeper_type, points=points,
-                    start=entry.start or act.start,
+                    name=act.name, sport_type=act.sport_type, start=entry.start or act.start, **facts,
                 )
             except activitylog.Conflict:
                 fresh = activitylog.get(self.storage, entry.user, entry.sync_id)

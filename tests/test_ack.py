@@ -113,7 +113,16 @@ def test_not_a_json_object_is_400_naming_the_problem(sync_env, raw, needle) -> N
     body = _body(resp)
     assert needle in body["error"]
     assert body["problems"] == [{"field": "body", "message": body["error"]}]
-    assert sync_env.queue_count() == 0 and sync_env.blobs() == []
+    _assert_nothing_stored(sync_env, rejected_rows=1)  # what was sent is kept for the owner to see
+    [row] = sync_env.entries()
+    assert row.error == "body: " + body["error"] and len(row.excerpt or "") <= activitylog.EXCERPT_CHARS
+
+
+def test_the_key_never_lands_in_a_rejected_excerpt(sync_env) -> None:
+    resp = sync_env.post(('{"apiKey": "' + sync_env.api_key + '", broken').encode())
+    assert resp.status_code == 400
+    [row] = sync_env.entries()
+    assert sync_env.api_key not in row.excerpt and "***" in row.excerpt
 
 
 def test_validation_problems_are_400_named_and_logged_as_rejected(sync_env, seed_payload) -> None:
