@@ -180,12 +180,12 @@ class Drain:
     def step(self) -> int:
         """One batch of whatever is visible now, run concurrently; returns how many deliveries it made."""
         batch = list(self.queue.receive_messages(
-            max_messages=min(self.workers, 32), visibility_timeout=round(self.lease)
+            max_messages=min(self.workers, 32), visibility_timeout=max(1, round(self.lease))
         ))
         done = list(self._pool.map(self._deliver, batch))
         count = len(done)
         if self.run_poison:
-            poison = list(self.poison.receive_messages(max_messages=32, visibility_timeout=round(self.lease)))
+            poison = list(self.poison.receive_messages(max_messages=32, visibility_timeout=max(1, round(self.lease))))
             list(self._pool.map(self._deliver_poison, poison))
             count += len(poison)
         return count

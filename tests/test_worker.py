@@ -383,3 +383,37 @@ def test_an_unreadable_message_is_dropped_and_named_in_the_log(sync_env) -> None
     row = sync_env.entry("a123")
     assert row is not None and row.status == "failed" and "unreadable" in row.error
     worker.handle_message(func.QueueMessage(id="m2", body=b"\x00garbage"))  # nothing to name: just dropped
+
+
+def test_a_worker_process_drains_like_the_host(connected, seed_payload) -> None:
+    """`python -m tests.drain` is a real worker process (what a kill -9 test needs), on this test's storage."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sid = _post_ok(connected, seed_payload)
+    result = subprocess.run([sys.executable, "-m", "tests.drain", "--timeout", "60", "--release-delay", "0"],
+                            cwd=Path(__file__).resolve().parent.parent, env=connected.sync.subprocess_env(),
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"succeeded": 1, "failed": 0, "poisoned": 0}
+    assert connected.sync.entry(sid).status == "synced"
+    assert len(connected.activities()) == 1
+
+
+def test_a_message_whose_workers_kept_dying_goes_to_poison_without_another_run(connected, seed_payload) -> None:
+    """Each crash leaves the message to reappear with a higher dequeue count; past the limit the host poisons it."""
+    from azure.storage.queue import QueueClient
+
+    sid = _post_ok(connected, seed_payload)
+    raw = QueueClient.from_connection_string(connected.sync.storage, store.ACTIVITY_QUEUE)
+    for _ in range(5):  # five workers took it and died before finishing; it comes back each time
+        taken = raw.receive_message(visibility_timeout=30)
+        assert taken is not None
+        raw.update_message(taken, taken.pop_receipt, visibility_timeout=0)
+    ran: list[int] = []
+    with connected.sync.drain(handler=lambda msg: ran.append(msg.dequeue_count)) as drain:
+        stats = drain.run(timeout=30)
+    assert ran == [] and stats.dequeue_counts == [6] and len(stats.poisoned) == 1
+    assert connected.sync.entry(sid).status == "failed"
+    assert connected.activities() == []
