@@ -472,6 +472,9 @@ class Importer:
         self._calls_at_start = self.client.calls
         report.failures.extend(plan.failures)
         report.counts.failed += len(plan.failures)
+        for item in plan.items:
+            if item.note:
+                log.info("note      %s: %s", item.origin, item.note)
         todo, confirm = self._classify(plan, report)
         if limit is not None and len(todo) > limit:
             report.counts.left += len(todo) - limit
@@ -483,7 +486,8 @@ class Importer:
             if todo or confirm:
                 index = self._listing([w.item for w in todo + confirm])
                 self._resolve(index)
-                self._skip_existing(todo, index)
+                self._requeue_unsent()
+                self._skip_existing(self._todo, index)
             while self._todo:
                 self._send(self._todo[0])
                 self._todo.pop(0)
@@ -514,7 +518,7 @@ class Importer:
                 self._fail_locally(item, entry)
             elif status in ("queued", "uploading") and entry and entry.source != "import":
                 counts.elsewhere += 1
-            elif status == "uploading" and entry and (entry.upload_id or entry.ambiguous):
+            elif status == "uploading" and entry:  # ours, from a run that ended before knowing the outcome
                 confirm.append(_Work(item, entry))
             elif status in activitylog.RETRYABLE and entry and not self.retry_failed:
                 counts.failed_before += 1
@@ -618,6 +622,13 @@ class Importer:
             self.report.counts.manual += work.item.is_manual
             self._tick(work)
 
+    def _requeue_unsent(self) -> None:
+        """Claimed in an earlier run but with no upload id, and not on Strava: it never got there. Send it."""
+        unsent = [w for w in self._confirm_list if not (w.entry and w.entry.upload_id)]
+        for work in unsent:
+            self._confirm_list.remove(work)
+        self._todo = sorted(self._todo + unsent, key=lambda w: (w.item.start, w.item.origin))
+
     def _skip_existing(self, todo: list[_Work], index: StravaIndex) -> None:
         keep: list[_Work] = []
         for work in todo:
@@ -635,6 +646,7 @@ class Importer:
         from shared.strava import NotConnected, Permanent, Transient, Unauthorized
 
         item = work.item
+        self._acquire("overall")  # before the claim, so a stop leaves no row half-claimed
         if not self._claim(work):
             self.report.counts.elsewhere += 1
             self._tick(work)
@@ -669,6 +681,9 @@ class Importer:
                 self._streak = 0
                 self._tick(work)
                 return
+            except Stopped:
+                self._release(work)
+                raise
             except (NotConnected, Unauthorized) as exc:
                 self._release(work)
                 raise ImportError_(f"{exc}. Connect Strava again (open /api/strava/connect with the app's key, "
@@ -785,6 +800,9 @@ class Importer:
 
     def _record(self, work: _Work, status: str, **changes: Any) -> None:
         """Write a final status whether or not the row exists yet."""
+        reason = f": {changes['error']}" if changes.get("error") else ""
+        log.info("%-9s %s  %s (%s)%s", status, work.item.start_local.strftime("%Y-%m-%d %H:%M"), work.item.name,
+                 work.item.origin, reason)
         if work.entry is None:
             entry = self._entry(work.item, status, **changes)
             work.entry = activitylog.create(self.storage, entry) or activitylog.put(self.storage, entry)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from shared import activitylog
 from shared.export import open_export
 from shared.importer import (
     Importer,
@@ -452,3 +453,36 @@ def test_queued_on_the_live_path_is_left_to_it(connected: Any, strava_env: dict[
         drain.run(timeout=90)
     assert connected.sync.entry(live_id).status == "synced"
     assert len([a for a in fake.activities() if a.start_date == start]) == 1
+
+
+def test_a_run_killed_mid_send_resumes_without_duplicates(env: Any, client: StravaClient,
+                                                          fake_strava: FakeStrava) -> None:
+    """Rows left `uploading` with no upload id: the listing decides whether Strava got them before sending again."""
+    with open_export(data_path(*EXPORT_2016)) as export:
+        plan = build_plan(export, timezone=TZ, until=date(2013, 7, 31))
+    manual = next(i for i in plan.items if i.is_manual)
+    track = next(i for i in plan.items if not i.is_manual)
+    for item in (manual, track):  # both claimed by a run that died; only the manual create reached Strava
+        activitylog.create(env.storage, activitylog.Entry(
+            user=activitylog.OWNER, sync_id=item.sync_id, status="uploading", source="import", start=item.start,
+            lease_until=datetime.now(UTC) - timedelta(minutes=1), lease_owner="import-dead"))
+    fake_strava.add_activity(name=manual.name, sport_type=manual.sport_type, start_date=manual.start,
+                             elapsed_time=1140, manual=True)
+    report = run(client, env.storage, data_path(*EXPORT_2016), until=date(2013, 7, 31))
+    assert report.counts.failed == 0 and report.counts.unconfirmed == 0
+    acts = fake_strava.activities()
+    assert len(acts) == len(plan.items)  # one each: the manual one was found, not created again
+    assert sum(a.start_date == track.start for a in acts) == 1
+    assert {e.status for e in env.entries()} == {"synced"}
+
+
+def test_repaired_gpx_is_uploaded_repaired(env: Any, client: StravaClient, fake_strava: FakeStrava,
+                                           tmp_path: Path) -> None:
+    folder = _copy_export(tmp_path, until="2013-07-26")
+    path = folder / "2013-07-25-0653.gpx"
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"</trkseg>\n<trkseg>", b"</trkseg>\n</trkseg>\n<trkseg>", 1))
+    report = run(client, env.storage, folder)
+    assert report.counts.failed == 0 and report.counts.uploaded == 1
+    (act,) = [a for a in fake_strava.activities() if not a.manual]
+    assert act.gpx == original.replace(b"</trkseg>\n<trkseg>", b"</trkseg>\n\n<trkseg>", 1)
