@@ -514,10 +514,10 @@ class Importer:
             status = entry.status if entry else None
             if status in activitylog.DONE:
                 counts.done_before += 1
-            elif item.problem:
-                self._fail_locally(item, entry)
             elif status in ("queued", "uploading") and entry and entry.source != "import":
                 counts.elsewhere += 1
+            elif item.problem:
+                self._fail_locally(item, entry)
             elif status == "uploading" and entry:  # ours, from a run that ended before knowing the outcome
                 confirm.append(_Work(item, entry))
             elif status in activitylog.RETRYABLE and entry and not self.retry_failed:
@@ -822,7 +822,8 @@ class Importer:
     def _fail_locally(self, item: Item, entry: activitylog.Entry | None) -> None:
         reason = item.problem or "cannot be imported"
         work = _Work(item, entry)
-        if entry is None or entry.error != reason or entry.status != "failed":
+        ours = entry is None or entry.source == "import"  # a live row keeps its own story
+        if ours and (entry is None or entry.error != reason or entry.status != "failed"):
             self._record(work, "failed", error=activitylog.bounded(reason, activitylog.ERROR_CHARS))
         self.report.counts.failed += 1
         self.report.failures.append(Failure(item.origin, reason))
