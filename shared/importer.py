@@ -180,7 +180,7 @@ def _item_from_row(export: Export, row: CsvRow, timezone: str) -> Item:
         try:
             gpx = _read_gpx(export, member)
         except GpxError as exc:
-            problem = f"{row.gpx_file}: {exc}"
+            problem = str(exc)
     elif not row.duration:
         problem = "no duration: Strava needs an elapsed time to create a manual activity"
     start, note = utc_start(row.start_local, gpx.start if gpx else None, timezone)
@@ -821,12 +821,14 @@ class Importer:
 
     def _fail_locally(self, item: Item, entry: activitylog.Entry | None) -> None:
         reason = item.problem or "cannot be imported"
+        if item.gpx_member:  # the log row has no origin column: name the file there
+            reason = f"{member_stem(item.gpx_member)}: {reason}"
         work = _Work(item, entry)
         ours = entry is None or entry.source == "import"  # a live row keeps its own story
         if ours and (entry is None or entry.error != reason or entry.status != "failed"):
             self._record(work, "failed", error=activitylog.bounded(reason, activitylog.ERROR_CHARS))
         self.report.counts.failed += 1
-        self.report.failures.append(Failure(item.origin, reason))
+        self.report.failures.append(Failure(item.origin, item.problem or reason))
 
     def _release(self, work: _Work) -> None:
         """Nothing reached Strava: hand the row back as queued, for the next run."""
