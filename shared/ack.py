@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 from typing import Any
 
 import azure.functions as func
@@ -22,7 +20,7 @@ from shared import activitylog, jobs
 from shared.activity import Activity, Problem
 from shared.auth import key_matches
 from shared.responses import error, json_response
-from shared.settings import SETTINGS, Settings, SettingsError, load
+from shared.settings import Settings, SettingsError, current
 
 MAX_BODY = 20 * 1024 * 1024
 DROPPED_KEYS = ("apiKey", "apiEndpoint")  # the original Code step's key and target: never stored
@@ -47,14 +45,9 @@ class Accepted:
     activity_id: str | None = None
 
 
-@lru_cache(maxsize=8)
-def _load(_env: tuple[str | None, ...]) -> Settings:
-    return load()
-
-
 def settings() -> Settings:
-    """Settings cached per process (keyed by their variables, so a changed environment is seen)."""
-    return _load(tuple(os.environ.get(name) for name in SETTINGS))
+    """Settings cached per process (see shared.settings.current)."""
+    return current()
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_STRAVA_BASE_URL = "https://www.strava.com"
@@ -98,3 +99,13 @@ def load_for_cli(env: Mapping[str, str] | None = None, settings_file: Path | Non
     if not _clean(merged.get("AzureWebJobsStorage")):
         merged["AzureWebJobsStorage"] = DEVELOPMENT_STORAGE
     return load(merged)
+
+
+@lru_cache(maxsize=8)
+def _cached(_env: tuple[str | None, ...]) -> Settings:
+    return load()
+
+
+def current() -> Settings:
+    """The functions' settings, cached per process; keyed by the variables, so a changed environment is seen."""
+    return _cached(tuple(os.environ.get(name) for name in SETTINGS))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import activitylog, jobs
 from shared.activitylog import Entry
-from shared.settings import SETTINGS, Settings, SettingsError, load
+from shared.settings import Settings, SettingsError, current
 
 if TYPE_CHECKING:
     from shared.convert import StravaActivity
@@ -62,14 +62,9 @@ class Outcome:
     reason: str | None = None
 
 
-@lru_cache(maxsize=8)
-def _load(_env: tuple[str | None, ...]) -> Settings:
-    return load()
-
-
 def settings() -> Settings:
-    """Settings cached per process (keyed by their variables, so a changed environment is seen)."""
-    return _load(tuple(os.environ.get(name) for name in SETTINGS))
+    """Settings cached per process (see shared.settings.current)."""
+    return current()
 
 
 def delay_scale() -> float:
