@@ -22,6 +22,7 @@ PAYLOAD_CONTAINER = "runkeeper-payloads"
 CONNECTIONS_TABLE = "stravaconnections"
 ACTIVITY_LOG_TABLE = "activitylog"
 OAUTH_STATE_TABLE = "oauthstates"
+USERS_TABLE = "syncusers"  # personal API keys (as hashes), invitations, athletes (shared.users)
 
 # Fail fast rather than hang: an HTTP caller (Zapier) has one second, and a 503 is better than a timeout.
 _CLIENT_OPTIONS = {"connection_timeout": 5, "read_timeout": 20, "retry_total": 2, "retry_backoff_factor": 0.2}
