@@ -201,8 +201,10 @@ class Syncer:
         from shared.strava import NotConnected, Permanent, RateLimited, Transient, Unauthorized
 
         try:
-            wait = client.budget.wait_until("overall", self.clock())
-            if wait is not None and not entry.upload_id:
+            # A status check or a look for a manual activity is a read: it needs the read budget too.
+            reads = bool(entry.upload_id) or (act.gpx is None and entry.ambiguous)
+            wait = client.budget.wait_until("read" if reads else "overall", self.clock())
+            if wait is not None:
                 return self._defer(job, entry, wait, "Strava's rate limit is spent (known from its headers)")
             if act.gpx is not None:
                 return self._upload(job, entry, client, act)
