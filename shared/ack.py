@@ -102,8 +102,11 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
         raise Unavailable("the app is not configured yet (see its settings); nothing was stored") from None
 
     header_key = req.headers.get("x-api-key")
-    if header_key is not None and not key_matches(header_key, cfg.api_key):
-        return _unauthorized()
+    user: str | None = None
+    if header_key is not None:
+        user = _user_for(cfg, header_key)
+        if user is None:
+            return _unauthorized()
     body = req.get_body() or b""
     if len(body) > MAX_BODY:
         return error(413, f"body is larger than {MAX_BODY // (1024 * 1024)} MB; nothing was stored")
@@ -115,12 +118,13 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
             return _unauthorized()
         problems = [Problem("body", why)]
         _record_rejected(cfg.storage, body[: 4 * activitylog.EXCERPT_CHARS].decode("utf-8", "replace"), problems,
-                         cfg.api_key)
+                         cfg.api_key, user or activitylog.OWNER, header_key)
         return _problems(400, why, problems)
     assert isinstance(payload, dict)
     if header_key is None:
         body_key = payload.get("apiKey")
-        if not key_matches(body_key if isinstance(body_key, str) else None, cfg.api_key):
+        user = _user_for(cfg, body_key if isinstance(body_key, str) else None)
+        if user is None:
             return _unauthorized()
     for key in DROPPED_KEYS:
         payload.pop(key, None)
@@ -128,13 +132,27 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
     parsed = _validate(payload, cfg.timezone)
     if isinstance(parsed, list):
         _record_rejected(cfg.storage, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), parsed,
-                         cfg.api_key)
+                         cfg.api_key, user, header_key)
         return _problems(400, "the activity has problems; nothing was queued", parsed)
-    outcome = accept(cfg.storage, activitylog.OWNER, payload, parsed, cfg.timezone)
+    outcome = accept(cfg.storage, user, payload, parsed, cfg.timezone)
     answer: dict[str, Any] = {"id": outcome.sync_id, "status": outcome.status}
     if outcome.activity_id:
         answer["activity_id"] = outcome.activity_id
     return json_response(outcome.status_code, answer)
+
+
+def _user_for(cfg: Settings, key: str | None) -> str | None:
+    """The activity-log partition a key posts to: the owner's, an athlete's (one point read), or None."""
+    if key_matches(key, cfg.api_key):
+        return activitylog.OWNER
+    from shared.users import identify  # only for keys other than the owner's
+
+    try:
+        caller = identify(cfg.storage, key, cfg.api_key)
+    except Exception as exc:
+        log.warning("could not look up an API key (%s)", type(exc).__name__)
+        raise Unavailable("storage is unavailable; nothing was stored, retry later") from None
+    return caller.user if caller is not None else None
 
 
 def _validate(payload: dict[str, Any], timezone: str) -> Activity | list[Problem]:
@@ -152,13 +170,18 @@ def _validate(payload: dict[str, Any], timezone: str) -> Activity | list[Problem
     return parsed
 
 
-def _record_rejected(storage: str, text: str, problems: list[Problem], api_key: str | None) -> None:
-    """Keep what was refused, so the owner sees what Zapier sent; the key never lands in the table."""
-    if api_key:
-        text = text.replace(api_key, "***")
+validate = _validate  # public: a corrected payload sent on retry (shared.replay) is checked the same way
+
+
+def _record_rejected(storage: str, text: str, problems: list[Problem], api_key: str | None,
+                     user: str = activitylog.OWNER, caller_key: str | None = None) -> None:
+    """Keep what was refused, so the owner sees what Zapier sent; no key ever lands in the table."""
+    for secret in (api_key, caller_key):
+        if secret:
+            text = text.replace(secret, "***")
     try:
         activitylog.record_rejected(
-            storage, activitylog.OWNER, payload_text=text, problems=[p.as_dict() for p in problems]
+            storage, user, payload_text=text, problems=[p.as_dict() for p in problems]
         )
     except Exception:  # the caller's 400 is about their input: a log-write failure must not turn it into a 503
         log.warning("could not record a rejected payload in the activity log", exc_info=True)
