@@ -52,3 +52,27 @@ def strava_callback(req: func.HttpRequest) -> func.HttpResponse:
     from shared.connect import callback
 
     return callback(req)
+
+
+@app.route(route="activities", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def activities(req: func.HttpRequest) -> func.HttpResponse:
+    """The caller's activity log, newest first (?status=&since=&limit=)."""
+    from shared.status import list_activities
+
+    return list_activities(req)
+
+
+@app.route(route="activities/{id}/retry", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def activity_retry(req: func.HttpRequest) -> func.HttpResponse:
+    """Queue a failed activity again (or a rejected one, with its corrected payload as the body)."""
+    from shared.status import retry
+
+    return retry(req)
+
+
+@app.route(route="invitations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def invitations(req: func.HttpRequest) -> func.HttpResponse:
+    """The owner invites an athlete: a single-use link to Connect with Strava and get a personal key."""
+    from shared.status import invitations as invite
+
+    return invite(req)
