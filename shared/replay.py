@@ -51,24 +51,32 @@ def _container(storage: str) -> Any:
 
 def keep_failed(storage: str, user: str, sync_id: str, *, payload: dict[str, Any] | None = None,
                 blob: str | None = None) -> bool:
-    """Keep a failed activity's payload for a retry, then drop the message's own blob. Best effort: True if kept."""
+    """Keep a failed activity's payload (given, or read from the message's blob) for a retry. Best effort.
+
+    The caller deletes the message's own blob afterwards (unless it is the kept one: `kept_name`).
+    """
     name = kept_name(user, sync_id)
     if blob == name:
         return True  # a retry that failed again: the kept copy is already there
-    kept = False
     try:
         if payload is None and blob:
             payload = jobs.load_payload(storage, jobs.Job(sync_id=sync_id, user=user, blob=blob))
-        if payload is not None:
-            data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-            _container(storage).upload_blob(name, data, overwrite=True)
-            kept = True
+        if payload is None:
+            return False
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        _container(storage).upload_blob(name, data, overwrite=True)
+    except jobs.JobError:
+        return False  # the payload itself is gone: nothing to keep
     except Exception as exc:  # the failure is recorded either way; a retry will then say nothing was kept
         log.warning("could not keep the payload of failed activity sync_id=%s (%s)", sync_id, type(exc).__name__)
         return False
-    if blob:
+    return True
+
+
+def discard(storage: str, user: str, sync_id: str, blob: str | None) -> None:
+    """Delete a message's blob once its payload is kept (or not needed), never the kept copy itself."""
+    if blob and blob != kept_name(user, sync_id):
         jobs.delete_payload(storage, blob)
-    return kept
 
 
 def drop_kept(storage: str, user: str, sync_id: str) -> None:

@@ -22,12 +22,14 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from shared import activitylog, jobs
+from shared import activitylog, jobs, replay
 from shared.activitylog import Entry
 from shared.settings import Settings, SettingsError, current
+from shared.users import athlete_of
 
 if TYPE_CHECKING:
     from shared.convert import StravaActivity
+    from shared.ratelimit import RateBudget
     from shared.strava import StravaClient, UploadOutcome
 
 LEASE = timedelta(minutes=5)  # covers an upload plus its bounded wait, with room to spare
@@ -78,17 +80,25 @@ def delay_scale() -> float:
 
 
 @lru_cache(maxsize=4)
-def _client(cfg: Settings, timeout: tuple[float, float]) -> StravaClient:
+def _budget(cfg: Settings) -> RateBudget:
+    """Strava's rate limits belong to the app, not the athlete: every athlete's client spends one budget."""
+    from shared.ratelimit import RateBudget
+
+    return RateBudget()
+
+
+@lru_cache(maxsize=64)
+def _client(cfg: Settings, timeout: tuple[float, float], athlete_id: str | None = None) -> StravaClient:
     from shared.tokens import client_from_settings
 
-    client = client_from_settings(cfg, timeout=timeout)
+    client = client_from_settings(cfg, athlete_id, timeout=timeout, budget=_budget(cfg))
     client.clock = now  # the budget's windows and `reset_at` in the same time as the leases
     return client
 
 
-def client_for(cfg: Settings) -> StravaClient:
-    """One client per process and settings, so its rate budget and HTTP pool outlive a single message."""
-    return _client(cfg, CLIENT_TIMEOUT)
+def client_for(cfg: Settings, athlete_id: str | None = None) -> StravaClient:
+    """One client per process, settings and athlete (None: the default one), so the HTTP pool outlives a message."""
+    return _client(cfg, CLIENT_TIMEOUT, athlete_id)
 
 
 class _StepAside(Exception):
@@ -109,6 +119,7 @@ class Syncer:
         self._client = client
         self.clock = clock or now
         self.me = uuid.uuid4().hex
+        self._payload: dict[str, Any] | None = None  # kept when the activity fails, for a retry
 
     # ---- entry points ----------------------------------------------------------------------------
     def run(self, job: jobs.Job) -> Outcome:
@@ -122,6 +133,7 @@ class Syncer:
             if entry is not None and entry.status == "failed":  # a stale copy after a definitive failure
                 return Outcome("skipped", job.sync_id, reason=f"already failed: {entry.error}")
             return self._fail(job, entry, str(exc))
+        self._payload = payload
         prepared = self._convert(payload)
         if isinstance(prepared, str):
             return self._fail(job, entry, prepared)
@@ -129,7 +141,7 @@ class Syncer:
         if entry is None:
             entry = self._ensure_row(job, strava_activity, facts)
         try:
-            client = self._client or client_for(self.cfg)
+            client = self._client or client_for(self.cfg, athlete_of(job.user))
         except SettingsError as exc:
             return self._fail(job, entry, f"Strava is not configured: {exc}")
         try:
@@ -295,10 +307,13 @@ class Syncer:
         self._update(entry, status=status, activity_id=activity_id, error=None, next_try=None,
                      lease_until=None, lease_owner=None)
         jobs.delete_payload(self.storage, job.blob)
+        if job.blob != replay.kept_name(job.user, job.sync_id):
+            replay.drop_kept(self.storage, job.user, job.sync_id)  # kept by an earlier failure, if any
         return Outcome(status, job.sync_id, activity_id)
 
     def _fail(self, job: jobs.Job, entry: Entry | None, reason: str) -> Outcome:
         reason = activitylog.bounded(reason, activitylog.ERROR_CHARS) or "failed"
+        replay.keep_failed(self.storage, job.user, job.sync_id, payload=self._payload, blob=job.blob)
         if entry is None:
             entry = activitylog.create(self.storage, Entry(user=job.user, sync_id=job.sync_id, status="failed",
                                                            source=job.source, attempts=1, error=reason))
@@ -306,7 +321,7 @@ class Syncer:
                 entry = activitylog.get(self.storage, job.user, job.sync_id)
         if entry is not None and (entry.status != "failed" or entry.error != reason):
             self._update(entry, status="failed", error=reason, next_try=None, lease_until=None, lease_owner=None)
-        jobs.delete_payload(self.storage, job.blob)
+        replay.discard(self.storage, job.user, job.sync_id, job.blob)
         return Outcome("failed", job.sync_id, reason=reason)
 
     def _defer(self, job: jobs.Job, entry: Entry, until: datetime, why: str) -> Outcome:
@@ -372,14 +387,19 @@ def process(job: jobs.Job, cfg: Settings | None = None) -> Outcome:
 
 
 def give_up(user: str | None, sync_id: str | None, blob: str | None, reason: str,
-            cfg: Settings | None = None) -> None:
-    """A message no retry can help (poisoned, unreadable): make the failure visible in the log."""
+            cfg: Settings | None = None, *, payload: dict[str, Any] | None = None) -> None:
+    """A message no retry can help (poisoned, unreadable): make the failure visible in the log.
+
+    The payload (inline `payload`, or `blob`) is kept for a retry unless the activity is on Strava already.
+    """
     cfg = cfg or settings()
-    if blob:
-        jobs.delete_payload(cfg.storage, blob)
     if not user or not sync_id:
+        if blob:
+            jobs.delete_payload(cfg.storage, blob)
         log.error("failed queue message without an activity id: %s", reason)
         return
+    replay.keep_failed(cfg.storage, user, sync_id, payload=payload, blob=blob)
+    replay.discard(cfg.storage, user, sync_id, blob)
     for _ in range(10):
         entry = activitylog.get(cfg.storage, user, sync_id)
         if entry is None:
@@ -388,6 +408,7 @@ def give_up(user: str | None, sync_id: str | None, blob: str | None, reason: str
                 return
             continue
         if entry.status in activitylog.DONE:
+            replay.drop_kept(cfg.storage, user, sync_id)
             return
         full = reason + (f" (last error: {entry.error})" if entry.error and entry.error not in reason else "")
         try:

@@ -40,4 +40,4 @@ def handle_poison(msg: func.QueueMessage) -> None:
         user, sync_id = jobs.peek_id(body)
         sync.give_up(user, sync_id, None, POISONED)
         return
-    sync.give_up(job.user, job.sync_id, job.blob, POISONED)
+    sync.give_up(job.user, job.sync_id, job.blob, POISONED, payload=job.payload)
