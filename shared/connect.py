@@ -1,8 +1,11 @@
 """The "Connect with Strava" HTTP handlers: send the owner to Strava's consent page, take the answer back.
 
-`connect` needs the app's key (header or `?key=`, since a browser follows this link) and leaves a
-single-use state behind; `callback` is guarded by that state instead of a key. Every refusal is a
-small page (or JSON for the key check) that says what to do; nothing is stored unless all is well.
+`connect` needs a key (header or `?key=`, since a browser follows this link): the owner's
+SYNC_API_KEY (the deployment's default athlete), an invitation (a new athlete, who is shown their own
+API key once connected) or an athlete's personal key (reconnecting themselves). It leaves a single-use
+state behind, with a note of which key opened it; `callback` is guarded by that state instead of a key.
+Every refusal is a small page (or JSON for the key check) that says what to do; nothing is stored
+unless all is well.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
 
-from shared import oauthstate
+from shared import oauthstate, users
 from shared.auth import key_matches
 from shared.responses import error, html_page, redirect
 from shared.settings import Settings, SettingsError, load
@@ -51,16 +54,26 @@ def connect(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as exc:
         return error(503, str(exc))
     given = req.headers.get("X-Api-Key") or req.params.get("key")
-    if not key_matches(given, settings.api_key):
+    caller: users.Caller | None = users.OWNER_CALLER if key_matches(given, settings.api_key) else None
+    if caller is None:
+        try:
+            caller = users.identify(settings.storage, given, settings.api_key, invitations=True)
+        except Exception as exc:
+            log.warning("strava connect: could not look up the key (%s)", type(exc).__name__)
+            return error(503, "storage is unavailable; try again in a minute")
+    if caller is None:
         if not settings.api_key:
             log.warning("strava connect refused: SYNC_API_KEY is not set, so no key can match")
-        return error(401, "missing or wrong API key: send it as the X-Api-Key header or the key query parameter")
+        return error(401, "missing or wrong API key (or a used or expired invitation): send the app's key, your "
+                          "invitation or your personal key as the X-Api-Key header or the key query parameter")
     try:
         settings.require("STRAVA_CLIENT_ID", "STRAVA_CLIENT_SECRET")
     except SettingsError as exc:
         return error(503, str(exc))
     try:
         state = oauthstate.create_state(settings.storage)
+        if caller.kind != "owner":  # the callback reads it back; without it the state would mean the owner
+            users.remember_connect(settings.storage, state, caller)
     except Exception as exc:  # storage down: say so rather than fail with a stack trace
         log.warning("strava connect: could not store the OAuth state (%s)", type(exc).__name__)
         return error(503, "storage is unavailable; try again in a minute")
@@ -90,6 +103,11 @@ def callback(req: func.HttpRequest) -> func.HttpResponse:
     if check != "ok":
         log.info("strava callback refused: state %s", check)
         return html_page(400, "Sign-in link not valid", _STATE_PAGES[check] + START_AGAIN)
+    try:
+        caller = users.take_connect(settings.storage, params.get("state") or "")
+    except Exception as exc:
+        log.warning("strava callback: could not read who started the connect (%s)", type(exc).__name__)
+        return html_page(503, "Try again", "Storage is unavailable, so nothing was stored. " + START_AGAIN)
     problem = params.get("error")
     if problem == "access_denied":
         return html_page(200, "Strava not connected",
@@ -126,6 +144,8 @@ def callback(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("strava callback: code exchange failed (%s)", type(exc).__name__)
         return html_page(502, "Strava unavailable", "Strava could not be reached, so nothing was stored. "
                          + START_AGAIN)
+    if caller.kind != "owner":
+        return _athlete_connected(settings.storage, caller, answer, scopes, granted)
     try:
         conn = save_connection(settings.storage, answer, scopes)
     except ValueError as exc:
@@ -133,10 +153,55 @@ def callback(req: func.HttpRequest) -> func.HttpResponse:
     except Exception as exc:
         log.warning("strava callback: could not store the connection (%s)", type(exc).__name__)
         return html_page(503, "Try again", "Storage is unavailable, so nothing was stored. " + START_AGAIN)
-    note = ""
-    if not granted & {"activity:read", "activity:read_all"}:
-        note = (" Without permission to view your activities, duplicate checks for activities without GPS "
-                "and the history import cannot look at Strava first.")
     return html_page(200, "Connected to Strava",
                      f"Connected to Strava as {conn.name}. New Runkeeper activities will be uploaded to this "
-                     f"account.{note}")
+                     f"account.{_read_note(granted)}")
+
+
+def _read_note(granted: set[str]) -> str:
+    if granted & {"activity:read", "activity:read_all"}:
+        return ""
+    return (" Without permission to view your activities, duplicate checks for activities without GPS "
+            "and the history import cannot look at Strava first.")
+
+
+_ASK_AGAIN = "Ask the owner of this app for a new invitation."
+
+
+def _athlete_connected(storage: str, caller: users.Caller, answer: dict[str, object], scopes: str,
+                       granted: set[str]) -> func.HttpResponse:
+    """An invited athlete (shown their new personal key, once) or one reconnecting with their own key."""
+    from shared.tokens import save_connection
+
+    athlete = answer.get("athlete")
+    athlete_id = str(athlete.get("id") or "") if isinstance(athlete, dict) else ""
+    if not athlete_id:
+        return html_page(502, "Strava not connected", "Strava's answer did not name the athlete; nothing was "
+                         "stored. " + START_AGAIN)
+    try:
+        if caller.kind == "athlete" and athlete_id != caller.athlete_id:
+            return html_page(400, "Different Strava account",
+                             "You signed in to Strava as another athlete than the one this key belongs to, so "
+                             "nothing was stored. Sign in to Strava as yourself, or ask the owner for an "
+                             "invitation for the other account.")
+        if caller.kind == "invite":
+            check = users.use_invitation(storage, caller.key_hash or "", athlete_id)
+            if check != "ok":
+                return html_page(400, "Invitation not valid",
+                                 f"This invitation is {'already used' if check == 'used' else check}, so nothing "
+                                 "was stored. " + _ASK_AGAIN)
+        conn = save_connection(storage, answer, scopes, make_default=False, first_is_default=False)
+        if caller.kind == "athlete":
+            return html_page(200, "Connected to Strava",
+                             f"Reconnected to Strava as {conn.name}. Your personal API key is unchanged."
+                             + _read_note(granted))
+        _, key = users.issue_key(storage, conn.athlete_id, conn.name)
+    except Exception as exc:
+        log.warning("strava callback: could not store the athlete's connection (%s)", type(exc).__name__)
+        return html_page(503, "Try again", "Storage is unavailable, so nothing was stored. " + _ASK_AGAIN)
+    return html_page(200, "Connected to Strava",
+                     f"Connected to Strava as {conn.name}. Your personal API key: {key} — copy it now: it is "
+                     "shown only this once and the app keeps only a fingerprint of it. Put it as X-Api-Key (or "
+                     "apiKey) in your Zap instead of the owner's key, and your Runkeeper activities go to this "
+                     "Strava account. Lost it? Ask the owner for a new invitation: the new key replaces this one."
+                     + _read_note(granted))

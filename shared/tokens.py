@@ -103,8 +103,12 @@ def _tokens_of(answer: dict[str, Any]) -> tuple[str, str, int]:
         raise Transient("Strava's token answer lacked access_token, refresh_token or expires_at") from None
 
 
-def save_connection(storage: str, token_answer: dict[str, Any], scopes: str, make_default: bool = True) -> Connection:
-    """Store the tokens of an authorization-code answer (it names the athlete); a reconnect replaces the row."""
+def save_connection(storage: str, token_answer: dict[str, Any], scopes: str, make_default: bool = True, *,
+                    first_is_default: bool = True) -> Connection:
+    """Store the tokens of an authorization-code answer (it names the athlete); a reconnect replaces the row.
+
+    `first_is_default=False` (an invited athlete) never makes this athlete the deployment's default.
+    """
     athlete = token_answer.get("athlete")
     if not isinstance(athlete, dict) or not athlete.get("id"):
         raise ValueError("Strava's token answer did not name the athlete")
@@ -122,7 +126,7 @@ def save_connection(storage: str, token_answer: dict[str, Any], scopes: str, mak
     pointer = {"PartitionKey": PARTITION, "RowKey": DEFAULT_ROW, "athlete_id": athlete_id}
     if make_default:
         table.upsert_entity(pointer, mode=UpdateMode.REPLACE)
-    else:
+    elif first_is_default:
         try:
             table.create_entity(pointer)  # the first connection becomes the default anyway
         except ResourceExistsError:
