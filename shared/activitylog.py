@@ -184,15 +184,14 @@ def get(storage: str, user: str, sync_id: str) -> Entry | None:
 
 def create(storage: str, entry: Entry) -> Entry | None:
     """Insert only if absent; None when the row already exists (the insert answers "seen before?" itself)."""
-    from azure.core.exceptions import ResourceExistsError
+    from shared.storagehttp import insert_entity  # the ack's path: one signed request, no SDK (see there)
 
     now = utcnow()
     entry = replace(entry, created=entry.created or now, updated=now)
-    try:
-        meta = table(storage).create_entity(to_entity(entry))
-    except ResourceExistsError:
+    etag = insert_entity(storage, store.ACTIVITY_LOG_TABLE, to_entity(entry))
+    if etag is None:
         return None
-    entry.etag = meta.get("etag")
+    entry.etag = etag
     log_change(entry)
     return entry
 

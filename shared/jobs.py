@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared import store
+from shared.storagehttp import put_blob, put_message  # signed HTTP, no SDK on the ack's path (see there)
 
 VERSION = 1
 # 64 KiB per message after base64 (4/3): 48 KiB of raw bytes, minus a margin for the envelope.
@@ -112,8 +113,7 @@ def prepare(storage: str, job: Job) -> tuple[Job, bytes]:
     if len(body) <= INLINE_LIMIT:
         return job, body
     name = f"{job.user}/{job.sync_id}/{uuid.uuid4().hex}.json"  # unique: a replay never overwrites a live one
-    container = store.container(storage, store.PAYLOAD_CONTAINER)
-    container.upload_blob(name, payload_json.encode("utf-8"), overwrite=True)
+    put_blob(storage, store.PAYLOAD_CONTAINER, name, payload_json.encode("utf-8"))
     job = replace(job, payload=None, blob=name)
     return job, encode(job)
 
@@ -122,10 +122,8 @@ def send(storage: str, job: Job, delay: float = 0) -> Sent:
     """Queue `job` (inline or via a blob), invisible for `delay` seconds. Messages never expire on their own."""
     job, body = prepare(storage, job)
     visibility = max(0, min(math.ceil(delay), MAX_VISIBILITY))  # whole seconds; never sooner than asked
-    msg = store.queue(storage, store.ACTIVITY_QUEUE).send_message(
-        body, visibility_timeout=visibility or None, time_to_live=-1
-    )
-    return Sent(message_id=msg.id, pop_receipt=msg.pop_receipt, blob=job.blob)
+    message_id, pop_receipt = put_message(storage, store.ACTIVITY_QUEUE, body, visibility or None)
+    return Sent(message_id=message_id, pop_receipt=pop_receipt, blob=job.blob)
 
 
 def retract(storage: str, sent: Sent, *, delete_blob: bool = True) -> None:
