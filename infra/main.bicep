@@ -43,6 +43,16 @@ param stravaBaseUrl string = 'https://www.strava.com'
 @description('IANA time zone for activity times without an offset and for activity names (ACTIVITY_TIMEZONE).')
 param activityTimezone string = 'Europe/London'
 
+@description('true: add air temperature from the Open-Meteo weather API to each uploaded trackpoint (ENRICH_WEATHER).')
+@allowed([
+  'true'
+  'false'
+])
+param enrichWeather string = 'false'
+
+@description('One host serving Open-Meteo /v1/archive and /v1/forecast (OPEN_METEO_BASE_URL); empty: the public hosts.')
+param openMeteoBaseUrl string = ''
+
 @description('Most instances the Consumption plan may scale out to: one runner needs very few, and fewer instances mean fewer racing Strava token refreshes.')
 @minValue(1)
 @maxValue(20)
@@ -183,6 +193,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'ACTIVITY_TIMEZONE'
           value: activityTimezone
+        }
+        {
+          name: 'ENRICH_WEATHER'
+          value: enrichWeather
+        }
+        {
+          name: 'OPEN_METEO_BASE_URL'
+          value: openMeteoBaseUrl
         }
       ]
     }

@@ -21,7 +21,13 @@ SETTINGS: dict[str, tuple[bool, str]] = {
     "STRAVA_CLIENT_SECRET": (True, "Strava API application client secret"),
     "STRAVA_BASE_URL": (False, f"Strava base URL (default {DEFAULT_STRAVA_BASE_URL})"),
     "ACTIVITY_TIMEZONE": (False, f"IANA zone for times without an offset (default {DEFAULT_TIMEZONE})"),
+    "ENRICH_WEATHER": (False, "true: add air temperature from Open-Meteo to each trackpoint (default false)"),
+    "OPEN_METEO_BASE_URL": (False, "One host serving Open-Meteo's /v1/archive and /v1/forecast (default: "
+                                   "the public archive-api and api hosts)"),
 }
+DEFAULT_ENRICH_WEATHER = "false"
+DEFAULT_OPEN_METEO_BASE_URL = ""  # empty: the public hosts (shared.weather)
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 class SettingsError(RuntimeError):
@@ -36,6 +42,8 @@ class Settings:
     strava_client_secret: str | None = field(repr=False)
     strava_base_url: str = DEFAULT_STRAVA_BASE_URL
     timezone: str = DEFAULT_TIMEZONE
+    enrich_weather: bool = False
+    open_meteo_base_url: str | None = None
 
     def require(self, *names: str) -> None:
         """Raise one error naming every missing setting among `names` (setting names, as in SETTINGS)."""
@@ -74,6 +82,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     base = (_clean(env.get("STRAVA_BASE_URL")) or DEFAULT_STRAVA_BASE_URL).rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise SettingsError("STRAVA_BASE_URL must start with http:// or https://")
+    enrich = (_clean(env.get("ENRICH_WEATHER")) or DEFAULT_ENRICH_WEATHER).lower()
+    if enrich not in _TRUE + _FALSE:
+        raise SettingsError("ENRICH_WEATHER must be true or false")
+    weather = _clean(env.get("OPEN_METEO_BASE_URL"))
+    if weather and not weather.startswith(("http://", "https://")):
+        raise SettingsError("OPEN_METEO_BASE_URL must start with http:// or https://")
     return Settings(
         storage=storage,
         api_key=_clean(env.get("SYNC_API_KEY")),
@@ -81,6 +95,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         strava_client_secret=_clean(env.get("STRAVA_CLIENT_SECRET")),
         strava_base_url=base,
         timezone=tz,
+        enrich_weather=enrich in _TRUE,
+        open_meteo_base_url=weather.rstrip("/") if weather else None,
     )
 
 

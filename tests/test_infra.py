@@ -114,7 +114,9 @@ def test_every_other_setting_is_a_parameter_in_the_example_file(
 def test_required_settings_have_no_default_and_optional_ones_match_the_apps_defaults(
     template: dict[str, Any], source: str
 ) -> None:
-    defaults = {"STRAVA_BASE_URL": settings.DEFAULT_STRAVA_BASE_URL, "ACTIVITY_TIMEZONE": settings.DEFAULT_TIMEZONE}
+    defaults = {"STRAVA_BASE_URL": settings.DEFAULT_STRAVA_BASE_URL, "ACTIVITY_TIMEZONE": settings.DEFAULT_TIMEZONE,
+                "ENRICH_WEATHER": settings.DEFAULT_ENRICH_WEATHER,
+                "OPEN_METEO_BASE_URL": settings.DEFAULT_OPEN_METEO_BASE_URL}
     for name, (required, _) in settings.SETTINGS.items():
         param = setting_parameter(template, source, name)
         if param is None:
