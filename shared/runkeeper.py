@@ -10,6 +10,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from shared.activity import POINT_KINDS, Activity, HeartRate, Point, Problem
@@ -82,6 +83,30 @@ _RK_TIME = re.compile(
 _CLOCK = re.compile(r"\s*(?:(\d+):)?(\d{1,2}):(\d{2}(?:\.\d+)?)\s*")  # H:MM:SS or MM:SS durations
 
 NameOf = Callable[[int], str]
+
+
+def _list_of(number: str) -> re.Pattern[str]:
+    """A whole comma-separated column of `number`s, matched in C: far cheaper than float() per value."""
+    return re.compile(f"(?:(?>{number}),)*+(?>{number})")
+
+
+# Plain decimals inside each field's range. A column that matches needs no conversion to be valid; one
+# that does not (exponents, spaces, out of range, ...) goes through the exact per-value checks instead.
+_PLAIN_COLUMNS: dict[str, re.Pattern[str]] = {
+    "lat": _list_of(r"-?(?:90(?:\.0+)?|[1-8]?\d(?:\.\d+)?)"),
+    "lon": _list_of(r"-?(?:180(?:\.0+)?|(?:1[0-7]\d|[1-9]?\d)(?:\.\d+)?)"),
+    "ele": _list_of(r"-?\d{1,5}(?:\.\d+)?"),  # |altitude| < 100,000 m
+    "hr_bpm": _list_of(r"300(?:\.0+)?|(?:[12]\d\d|[1-9]?\d)(?:\.\d+)?"),
+}
+_UNCONVERTED: list[float | None] = []  # stands for a column validated by pattern: valid, values not needed
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A valid payload whose path was checked but not built (what the HTTP ack needs: see check_payload)."""
+
+    activity: Activity  # without points and heart rate
+    points: int  # how many path points the payload has
 
 
 def normalise_key(key: str) -> str:
@@ -192,11 +217,25 @@ class _Input:
 class _Column:
     """One list field, from a comma-separated string, a JSON array, or `path[i].<sub>` objects."""
 
-    def __init__(self, label: str, values: list[object], name_of: NameOf, *, plain: bool = False) -> None:
+    def __init__(self, label: str, values: list[object] | None, name_of: NameOf, *, plain: bool = False,
+                 text: str | None = None) -> None:
         self.label = label
-        self.values = values
+        self._values = values
         self.name_of = name_of
         self.plain = plain  # no booleans and no '_' in numbers (which float() would accept): the fast path is safe
+        self.text = text  # the comma-separated string it came from, if it did (split only when needed)
+        self.size = text.count(",") + 1 if values is None and text is not None else len(values or ())
+
+    @property
+    def values(self) -> list[object]:
+        if self._values is None:
+            self._values = (self.text or "").split(",")  # type: ignore[assignment]
+        return self._values  # type: ignore[return-value]
+
+
+def _matches(col: _Column | None, field: str) -> bool:
+    """The column came as text whose every value is a plain in-range decimal (one regex, no conversion)."""
+    return col is not None and col.text is not None and _PLAIN_COLUMNS[field].fullmatch(col.text) is not None
 
 
 def _column(inp: _Input, field: str, problems: _Problems) -> _Column | None:
@@ -204,9 +243,12 @@ def _column(inp: _Input, field: str, problems: _Problems) -> _Column | None:
         return None
     key = inp.name(field)
     value = inp.values[field]
+    text = None
+    items: list[object] | None
     if isinstance(value, str):
-        items: list[object] = list(value.split(","))
+        items = None  # split on first use: a column checked by pattern never is
         plain = "_" not in value
+        text = value
     elif isinstance(value, list | tuple):
         items = list(value)
         plain = not any(type(v) is bool or (type(v) is str and "_" in v) for v in items)
@@ -216,7 +258,7 @@ def _column(inp: _Input, field: str, problems: _Problems) -> _Column | None:
     else:
         items = [value]  # a single number is a one-element list
         plain = False
-    return _Column(key, items, lambda i: f"{key}[{i}]", plain=plain)
+    return _Column(key, items, lambda i: f"{key}[{i}]", plain=plain, text=text)
 
 
 def _object_columns(
@@ -302,9 +344,9 @@ def _not_backwards(col: _Column, values: list[float | None], problems: _Problems
 def _same_length(reference: _Column, others: list[_Column | None], problems: _Problems) -> bool:
     ok = True
     for col in others:
-        if col is not None and len(col.values) != len(reference.values):
+        if col is not None and col.size != reference.size:
             problems.add(col.label, col.label,
-                         f"has {len(col.values)} values but {reference.label} has {len(reference.values)}")
+                         f"has {col.size} values but {reference.label} has {reference.size}")
             ok = False
     return ok
 
@@ -352,35 +394,43 @@ def _require(cols: Mapping[str, _Column | None], required: tuple[str, ...], what
     return _same_length(present[0], present[1:], problems) and ok
 
 
-def _path(inp: _Input, problems: _Problems) -> list[Point]:
+def _path(inp: _Input, problems: _Problems, build: bool = True) -> tuple[list[Point], int]:
+    """The path's points (built only if `build`) and how many there are; ([], 0) when it has problems."""
     cols: dict[str, _Column | None] = {f: _column(inp, f, problems) for f in ("lat", "lon", "t", "ele", "kind")}
     if inp.has("path"):
         if any(cols.values()):
             key = inp.name("path")
             problems.add(key, key, "send the path either as objects or as separate lists, not both")
-            return []
+            return [], 0
         objects = _object_columns(inp, "path", _PATH_SUBKEYS, problems)
         if objects is None:
-            return []
+            return [], 0
         cols = dict(objects)
         for f in ("ele", "kind"):  # optional sub-keys that never appear are simply absent
             if all(v is None for v in objects[f].values):
                 cols[f] = None
     complete = _require(cols, ("lat", "lon", "t"), "a path needs latitude, longitude and timestamp", problems)
     lat, lon, ele, kind = cols["lat"], cols["lon"], cols["ele"], cols["kind"]
-    lats = _numbers(lat, problems, -90.0, 90.0, "latitude") if lat else None
-    lons = _numbers(lon, problems, -180.0, 180.0, "longitude") if lon else None
+    check = not build  # only validity is wanted: a column whose text matches its pattern is not converted
+    lats = (_UNCONVERTED if check and _matches(lat, "lat") else _numbers(lat, problems, -90.0, 90.0, "latitude")
+            ) if lat else None
+    lons = (_UNCONVERTED if check and _matches(lon, "lon")
+            else _numbers(lon, problems, -180.0, 180.0, "longitude")) if lon else None
     times = _times(cols["t"], problems)
-    eles = _numbers(ele, problems, -MAX_ALTITUDE_M, MAX_ALTITUDE_M, "altitude (m)", optional=True) if ele else None
+    eles = (_UNCONVERTED if check and _matches(ele, "ele")
+            else _numbers(ele, problems, -MAX_ALTITUDE_M, MAX_ALTITUDE_M, "altitude (m)", optional=True)
+            ) if ele else None
     kinds = _kinds(kind, problems) if kind else None
     if not complete or problems.items or lats is None or lons is None or times is None:
-        return []
-    n = len(lats)
+        return [], 0
+    n = len(times)
+    if check:
+        return [], n
     # No problems means no None left, and _require checked every list has the same length.
-    return list(map(Point, lats, lons, eles or [None] * n, times, kinds or ["gps"] * n))
+    return list(map(Point, lats, lons, eles or [None] * n, times, kinds or ["gps"] * n)), n
 
 
-def _heart_rate(inp: _Input, problems: _Problems) -> list[HeartRate]:
+def _heart_rate(inp: _Input, problems: _Problems, build: bool = True) -> list[HeartRate]:
     cols: dict[str, _Column | None] = {f: _column(inp, f, problems) for f in ("hr_t", "hr_bpm")}
     if inp.has("hr"):
         key = inp.name("hr")
@@ -401,8 +451,9 @@ def _heart_rate(inp: _Input, problems: _Problems) -> list[HeartRate]:
     complete = _require(cols, ("hr_t", "hr_bpm"), "heart rate needs timestamps and bpm", problems)
     times = _times(cols["hr_t"], problems)
     bpm = cols["hr_bpm"]
-    bpms = _numbers(bpm, problems, 0.0, MAX_BPM, "heart rate (bpm)") if bpm else None
-    if not complete or problems.items or times is None or bpms is None:
+    bpms = (_UNCONVERTED if not build and _matches(bpm, "hr_bpm")
+            else _numbers(bpm, problems, 0.0, MAX_BPM, "heart rate (bpm)")) if bpm else None
+    if not complete or problems.items or times is None or bpms is None or not build:
         return []
     return [HeartRate(t, round(b)) for t, b in zip(times, bpms, strict=True)]  # type: ignore[arg-type]
 
@@ -505,6 +556,20 @@ def parse_payload(payload: Mapping[str, object], timezone: str = "Europe/London"
 
     Never raises for JSON-decoded input (only for an unknown `timezone`, which settings already validate).
     """
+    parsed = _parse(payload, timezone, build=True)
+    return parsed if isinstance(parsed, list) else parsed.activity
+
+
+def check_payload(payload: Mapping[str, object], timezone: str = "Europe/London") -> Checked | list[Problem]:
+    """The same verdict as parse_payload, without building points and heart-rate samples.
+
+    For the HTTP ack, which answers within Zapier's second and only needs to know the payload is valid:
+    at 60,000 points building them costs ~5x the checks (see bench/ack.py).
+    """
+    return _parse(payload, timezone, build=False)
+
+
+def _parse(payload: Mapping[str, object], timezone: str, *, build: bool) -> Checked | list[Problem]:
     if not isinstance(payload, Mapping):
         return [Problem("payload", f"must be a JSON object, not {_kind_of(payload)}")]
     problems = _Problems()
@@ -522,12 +587,12 @@ def parse_payload(payload: Mapping[str, object], timezone: str = "Europe/London"
     duration = _scalar(inp, "duration", problems, MAX_SECONDS, "duration (s)", clock=True)
     calories = _scalar(inp, "calories", problems, MAX_CALORIES, "calories")
     climb = _scalar(inp, "climb", problems, MAX_CLIMB_M, "climb (m)")
-    points = _path(inp, problems)
-    heart_rate = _heart_rate(inp, problems)
+    points, count = _path(inp, problems, build)
+    heart_rate = _heart_rate(inp, problems, build)
     found = problems.finish()
     if found or type_ is None or start is None:
         return found or [Problem(_DEFAULT_NAMES["type"], "is missing")]
-    return Activity(
+    return Checked(Activity(
         type=type_,
         start=start,
         points=points,
@@ -540,4 +605,4 @@ def parse_payload(payload: Mapping[str, object], timezone: str = "Europe/London"
         equipment=None if equipment is None or equipment.lower() == "none" else equipment,
         secondary_type=secondary,
         source_id=source_id,
-    )
+    ), count)
