@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
@@ -21,6 +21,9 @@ from shared.activity import Activity, Problem
 from shared.auth import key_matches
 from shared.responses import error, json_response
 from shared.settings import Settings, SettingsError, current
+
+if TYPE_CHECKING:
+    from shared.runkeeper import Checked
 
 MAX_BODY = 20 * 1024 * 1024
 DROPPED_KEYS = ("apiKey", "apiEndpoint")  # the original Code step's key and target: never stored
@@ -155,11 +158,14 @@ def _user_for(cfg: Settings, key: str | None) -> str | None:
     return caller.user if caller is not None else None
 
 
-def _validate(payload: dict[str, Any], timezone: str) -> Activity | list[Problem]:
-    from shared.runkeeper import parse_payload
+def _validate(payload: dict[str, Any], timezone: str) -> Activity | Checked | list[Problem]:
+    from shared.runkeeper import check_payload, parse_payload
 
+    checked = check_payload(payload, timezone)  # the path is checked, not built: the worker builds it
+    if isinstance(checked, list) or checked.points >= 2:
+        return checked
     parsed = parse_payload(payload, timezone)
-    if isinstance(parsed, list) or parsed.has_path:
+    if isinstance(parsed, list):
         return parsed
     from shared.convert import to_strava  # without a path this builds no GPX: cheap
 
@@ -187,25 +193,32 @@ def _record_rejected(storage: str, text: str, problems: list[Problem], api_key: 
         log.warning("could not record a rejected payload in the activity log", exc_info=True)
 
 
-def _entry(user: str, sync_id: str, activity: Activity, sport_type: str, timezone: str) -> activitylog.Entry:
+def _entry(user: str, sync_id: str, activity: Activity, sport_type: str, timezone: str,
+           points: int) -> activitylog.Entry:
     from shared.naming import activity_name
 
     return activitylog.Entry(
         user=user, sync_id=sync_id, status="queued", source="zapier",
         runkeeper_type=activity.type, runkeeper_id=activity.source_id, sport_type=sport_type,
         name=activity_name(activity.type, activity.start, timezone), start=activity.start,
-        points=len(activity.points),
+        points=points,
     )
 
 
-def accept(storage: str, user: str, payload: dict[str, Any], activity: Activity, timezone: str) -> Accepted:
+def accept(
+    storage: str, user: str, payload: dict[str, Any], activity: Activity | Checked, timezone: str
+) -> Accepted:
     """Log the activity as `queued` and queue it, both at once; a replay gets its current status instead."""
     from shared.sports import strava_sport
     from shared.syncid import sync_id as make_sync_id
 
+    if isinstance(activity, Activity):
+        points = len(activity.points)
+    else:
+        activity, points = activity.activity, activity.points
     sport = strava_sport(activity.type, activity.equipment, activity.secondary_type)
     sid = make_sync_id(activity.start, sport.sport_type)
-    entry = _entry(user, sid, activity, sport.sport_type, timezone)
+    entry = _entry(user, sid, activity, sport.sport_type, timezone, points)
     job = jobs.Job(sync_id=sid, user=user, source="zapier", payload=payload)
 
     row: Future[activitylog.Entry | None] = _executor().submit(activitylog.create, storage, entry)
