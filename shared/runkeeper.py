@@ -26,6 +26,8 @@ MAX_ALTITUDE_M = 100_000.0
 MAX_BPM = 300
 MAX_UTC_OFFSET_H = 14.0
 MIN_YEAR, MAX_YEAR = 1990, 2100
+# Short text fields (notes are free): a Runkeeper type is a few words, an id or URI a few dozen characters.
+MAX_TEXT = {"type": 100, "secondary_type": 100, "equipment": 100, "id": 200, "uri": 200}
 PROBLEMS_PER_FIELD = 10  # a 50,000-point list of garbage should not become a 50,000-line HTTP answer
 
 # Normalised key (lower case, no spaces/underscores/hyphens, no leading "activity") -> internal field.
@@ -463,7 +465,13 @@ def _text(inp: _Input, field: str, problems: _Problems) -> str | None:
         return None
     value = inp.values[field]
     if isinstance(value, str):
-        return value.strip() or None
+        text = value.strip()
+        limit = MAX_TEXT.get(field)
+        if limit is not None and len(text) > limit:  # it lands in a table cell (64 KiB) and in names
+            key = inp.name(field)
+            problems.add(key, key, f"is {len(text):,} characters long; at most {limit} are allowed")
+            return None
+        return text or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
     key = inp.name(field)
