@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,16 +75,66 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Two values for one key: which one the sender meant is unknowable, so the body is refused, not guessed."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+# JSON can escape a lone UTF-16 surrogate (\ud800); it is not text, and no storage write can encode it.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_key(value: Any) -> str | None:
+    """The top-level key whose name or value holds a lone surrogate, if any."""
+    items = value.items() if isinstance(value, dict) else [("body", value)]
+    for key, item in items:
+        if _LONE_SURROGATE.search(key):
+            return "a key"
+        stack = [item]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, str):
+                if _LONE_SURROGATE.search(v):
+                    return key
+            elif isinstance(v, dict):
+                if any(_LONE_SURROGATE.search(k) for k in v):
+                    return key
+                stack.extend(v.values())
+            elif isinstance(v, list):
+                stack.extend(v)
+    return None
+
+
 def _decode(body: bytes) -> tuple[Any, str | None]:
     """(value, None) or (None, why it is not JSON)."""
     try:
-        return json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant), None
+        text = body.decode("utf-8-sig")
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except UnicodeDecodeError:
         return None, "body is not UTF-8 text"
     except RecursionError:
         return None, "body is nested too deeply"
+    except _DuplicateKey as exc:
+        return None, f"key {str(exc)[:60]!r} appears more than once; send each key once"
     except ValueError as exc:
         return None, f"body is not valid JSON ({str(exc)[:120]})"
+    if _SURROGATE_ESCAPE.search(text):
+        where = _surrogate_key(value)
+        if where is not None:
+            return None, f"{where[:60]!r} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not text"
+    return value, None
 
 
 def handle(req: func.HttpRequest) -> func.HttpResponse:
