@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import timezone as fixed_offset
@@ -53,11 +54,14 @@ def _elapsed_time(activity: Activity) -> int | None:
     return None
 
 
-def to_strava(activity: Activity, timezone: str) -> StravaActivity:
-    """Everything Strava needs for `activity`; raises ValueError for a manual activity with no time at all."""
+def to_strava(activity: Activity, timezone: str, air_temps: Sequence[float | None] | None = None) -> StravaActivity:
+    """Everything Strava needs for `activity`; raises ValueError for a manual activity with no time at all.
+
+    `air_temps`: one air temperature per point (the optional weather enrichment), written into the GPX.
+    """
     sport = strava_sport(activity.type, activity.equipment, activity.secondary_type)
     elapsed = _elapsed_time(activity)
-    gpx = activity_to_gpx(activity) if activity.has_path else None
+    gpx = activity_to_gpx(activity, air_temps) if activity.has_path else None
     if gpx is None and not elapsed:
         raise ValueError("activity has no path and no duration: Strava needs an elapsed time for a manual activity")
     return StravaActivity(

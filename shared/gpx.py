@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -30,6 +31,8 @@ _HEADER = (
 )
 _HR_OPEN = "<extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>"
 _HR_CLOSE = "</gpxtpx:hr></gpxtpx:TrackPointExtension></extensions>"
+_TPX_OPEN = "<extensions><gpxtpx:TrackPointExtension>"
+_TPX_CLOSE = "</gpxtpx:TrackPointExtension></extensions>"
 
 
 def xml_text(text: str) -> str:
@@ -71,11 +74,31 @@ def _heart_rates(samples: list[HeartRate]) -> tuple[list[float], list[int]]:
     return [s.offset for s in ordered], [s.bpm for s in ordered]
 
 
-def activity_to_gpx(activity: Activity) -> bytes:
+def _add_air_temps(out: list[str], temps: Sequence[float | None]) -> None:
+    """Put `gpxtpx:atemp` into each point's line, before its heart rate as the extension's schema orders them.
+
+    A second pass over the written lines, so the common case (no enrichment) pays nothing in the hot loop.
+    """
+    points = [i for i, line in enumerate(out) if line.startswith("<trkpt ")]
+    if len(points) != len(temps):
+        raise ValueError(f"{len(temps)} air temperatures for {len(points)} points")
+    for i, temp in zip(points, temps, strict=True):
+        if temp is None:
+            continue
+        atemp = f"<gpxtpx:atemp>{temp!r}</gpxtpx:atemp>"
+        line = out[i]
+        if _HR_OPEN in line:
+            out[i] = line.replace(_TPX_OPEN, _TPX_OPEN + atemp, 1)
+        else:
+            out[i] = line.replace("</trkpt>", f"{_TPX_OPEN}{atemp}{_TPX_CLOSE}</trkpt>", 1)
+
+
+def activity_to_gpx(activity: Activity, air_temps: Sequence[float | None] | None = None) -> bytes:
     """GPX 1.1 (UTF-8): a new <trkseg> at each start/resume after the first, and a pause ends one.
 
     Each point gets the latest heart-rate sample at or before its time, none before the first sample
-    (a 0 bpm sample means no reading and writes nothing).
+    (a 0 bpm sample means no reading and writes nothing). `air_temps` (°C, one per point, None where
+    unknown: the optional weather enrichment) become `gpxtpx:atemp`.
     """
     if not activity.points:
         raise ValueError("an activity without points has no GPX track (send it as a manual activity)")
@@ -127,4 +150,6 @@ def activity_to_gpx(activity: Activity) -> bytes:
     if in_segment:
         append("</trkseg>\n")
     append("</trk>\n</gpx>\n")
+    if air_temps is not None:
+        _add_air_temps(out, air_temps)
     return "".join(out).encode("utf-8")

@@ -28,6 +28,7 @@ from shared.settings import Settings, SettingsError, current
 from shared.users import athlete_of
 
 if TYPE_CHECKING:
+    from shared.activity import Activity
     from shared.convert import StravaActivity
     from shared.ratelimit import RateBudget
     from shared.strava import StravaClient, UploadOutcome
@@ -170,9 +171,17 @@ class Syncer:
             facts = {"runkeeper_type": parsed.type, "points": len(parsed.points)}
             if parsed.source_id:
                 facts["runkeeper_id"] = parsed.source_id
-            return to_strava(parsed, self.cfg.timezone), facts
+            return to_strava(parsed, self.cfg.timezone, self._air_temps(parsed)), facts
         except ValueError as exc:
             return f"cannot convert the activity: {exc}"
+
+    def _air_temps(self, activity: Activity) -> list[float | None] | None:
+        """ENRICH_WEATHER: temperatures per point, or None (off, no track, or the weather service failed)."""
+        if not self.cfg.enrich_weather or not activity.has_path:
+            return None
+        from shared.weather import air_temperatures
+
+        return air_temperatures(activity, self.cfg.open_meteo_base_url)
 
     def _ensure_row(self, job: jobs.Job, act: StravaActivity, facts: dict[str, Any]) -> Entry:
         fresh = Entry(user=job.user, sync_id=job.sync_id, status="queued", source=job.source,
