@@ -112,10 +112,16 @@ def prepare(storage: str, job: Job) -> tuple[Job, bytes]:
     body = encode(job, payload_json)
     if len(body) <= INLINE_LIMIT:
         return job, body
-    name = f"{job.user}/{job.sync_id}/{uuid.uuid4().hex}.json"  # unique: a replay never overwrites a live one
-    put_blob(storage, store.PAYLOAD_CONTAINER, name, payload_json.encode("utf-8"))
+    name = put_payload(storage, job.user, payload_json.encode("utf-8"), job.sync_id)
     job = replace(job, payload=None, blob=name)
     return job, encode(job)
+
+
+def put_payload(storage: str, user: str, data: bytes, sync_id: str | None = None) -> str:
+    """Store a payload (JSON bytes) as a claim-check blob; its name is unique, so a replay never overwrites one."""
+    name = f"{user}/{sync_id or 'incoming'}/{uuid.uuid4().hex}.json"
+    put_blob(storage, store.PAYLOAD_CONTAINER, name, data)
+    return name
 
 
 def send(storage: str, job: Job, delay: float = 0) -> Sent:
