@@ -97,7 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also send again the activities that failed in an earlier run")
     imp.add_argument("--verbose", action="store_true",
                      help="one line per activity and per state change, and every problem in full")
+    from shared.cli_ops import add_commands, athlete_id_arg
+
+    imp.add_argument("--athlete", type=athlete_id_arg, metavar="ID",
+                     help="import for an invited athlete (their Strava id) instead of the owner")
     imp.set_defaults(run=run_import)
+
+    add_commands(commands)  # status, retry, connect, invite, athletes
     return parser
 
 
@@ -158,9 +164,10 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
                 return EXIT_OK
             from shared.strava import StravaError
             from shared.tokens import client_from_settings
+            from shared.users import OWNER, user_for_athlete
 
-            client = client_from_settings(settings)
-            options: dict[str, Any] = {}
+            client = client_from_settings(settings, args.athlete)
+            options: dict[str, Any] = {"user": user_for_athlete(args.athlete) if args.athlete else OWNER}
             if ctx.clock is not None:
                 client.clock = options["clock"] = ctx.clock
             if ctx.sleep is not None:
@@ -315,8 +322,7 @@ def print_report(report: Report, args: argparse.Namespace, out: TextIO) -> None:
         print(f"Failed ({len(report.failures)}):", file=out)
         for failure in report.failures:
             print(f"  {failure.origin}: {failure.reason}", file=out)
-        print("Fix what the reasons say and run the same command again with --retry-failed "
-              "(or `python -m shared.cli retry --all-failed` once available).", file=out)
+        print("Fix what the reasons say and run the same command again with --retry-failed.", file=out)
     if report.unconfirmed:
         print(f"{len(report.unconfirmed)} upload(s) are still being processed by Strava; the next run confirms them.",
               file=out)
