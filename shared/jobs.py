@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -119,7 +119,7 @@ def prepare(storage: str, job: Job) -> tuple[Job, bytes]:
 
 def put_payload(storage: str, user: str, data: bytes, sync_id: str | None = None) -> str:
     """Store a payload (JSON bytes) as a claim-check blob; its name is unique, so a replay never overwrites one."""
-    name = f"{user}/{sync_id or 'incoming'}/{uuid.uuid4().hex}.json"
+    name = f"{user}/{sync_id or 'incoming'}/{os.urandom(16).hex()}.json"  # not uuid: it imports platform
     put_blob(storage, store.PAYLOAD_CONTAINER, name, data)
     return name
 
