@@ -221,7 +221,7 @@ class TqdmProgress:
     def note(self, text: str) -> None:
         from tqdm import tqdm
 
-        tqdm.write(text, file=self.stream)
+        tqdm.write(shown(text), file=self.stream)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -273,14 +273,14 @@ def print_plan(plan: Plan, args: argparse.Namespace, out: TextIO) -> None:
         for i in plan.items:
             kind = "manual" if i.is_manual else f"GPX, {i.points} points"
             state = f"  FAILS: {i.problem}" if i.problem else ""
-            print(f"  {i.start_local:%Y-%m-%d %H:%M}  {i.sport_type:<10} {i.name} ({kind}){state}"
-                  + (f"  [{i.note}]" if i.note else ""), file=out)
+            print(shown(f"  {i.start_local:%Y-%m-%d %H:%M}  {i.sport_type:<10} {i.name} ({kind}){state}"
+                        + (f"  [{i.note}]" if i.note else "")), file=out)
     _print_skipped(plan, out)
     problems = [(i.origin, i.problem) for i in plan.items if i.problem] + [(f.origin, f.reason) for f in plan.failures]
     if problems:
         print(f"Would fail ({len(problems)}):", file=out)
         for origin, reason in problems:
-            print(f"  {origin}: {reason}", file=out)
+            print(shown(f"  {origin}: {reason}"), file=out)
     calls = expected_calls(plan)
     floor = least_time(calls, *DEFAULT_LIMITS)
     print(f"Strava calls expected: about {calls}; at Strava's default limits ({DEFAULT_LIMITS[0]} per 15 min, "
@@ -288,12 +288,18 @@ def print_plan(plan: Plan, args: argparse.Namespace, out: TextIO) -> None:
           file=out)
 
 
+def shown(line: str) -> str:
+    """One printed line with control characters escaped: a file name in an export must not start a new
+    line or drive the terminal (ESC sequences)."""
+    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in line)
+
+
 def _print_skipped(plan: Plan, out: TextIO) -> None:
     if plan.unlisted:
-        print(f"GPX files not listed in cardioActivities.csv, skipped ({len(plan.unlisted)}): "
-              + ", ".join(plan.unlisted), file=out)
+        print(shown(f"GPX files not listed in cardioActivities.csv, skipped ({len(plan.unlisted)}): "
+                    + ", ".join(plan.unlisted)), file=out)
     for repeat in plan.repeated:
-        print(f"Skipped {repeat.origin}: {repeat.reason}.", file=out)
+        print(shown(f"Skipped {repeat.origin}: {repeat.reason}."), file=out)
 
 
 def print_report(report: Report, args: argparse.Namespace, out: TextIO) -> None:
@@ -321,7 +327,7 @@ def print_report(report: Report, args: argparse.Namespace, out: TextIO) -> None:
     if report.failures:
         print(f"Failed ({len(report.failures)}):", file=out)
         for failure in report.failures:
-            print(f"  {failure.origin}: {failure.reason}", file=out)
+            print(shown(f"  {failure.origin}: {failure.reason}"), file=out)
         print("Fix what the reasons say and run the same command again with --retry-failed.", file=out)
     if report.unconfirmed:
         print(f"{len(report.unconfirmed)} upload(s) are still being processed by Strava; the next run confirms them.",
