@@ -33,6 +33,9 @@ _HR_OPEN = "<extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>"
 _HR_CLOSE = "</gpxtpx:hr></gpxtpx:TrackPointExtension></extensions>"
 _TPX_OPEN = "<extensions><gpxtpx:TrackPointExtension>"
 _TPX_CLOSE = "</gpxtpx:TrackPointExtension></extensions>"
+# "HH:" and "MM:SS" by table: string lookups instead of formatting three numbers per point.
+_HOURS = [f"{h:02d}:" for h in range(24)]
+_MINUTES_SECONDS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
 
 
 def xml_text(text: str) -> str:
@@ -55,17 +58,18 @@ def utc_times(start: datetime, offsets: list[float]) -> list[str]:
     out: list[str] = []
     append = out.append
     current_day, date = -1, ""
+    hours, minutes_seconds = _HOURS, _MINUTES_SECONDS
+    fractions: dict[int, str] = {0: "Z"}  # ".577Z" by microseconds: recorders repeat a few sub-second phases
     for offset in offsets:
         second, micro = divmod(start_us + round(offset * 1_000_000), 1_000_000)
         day, second = divmod(second, 86400)
         if day != current_day:
             current_day, date = day, (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
         hour, second = divmod(second, 3600)
-        minute, second = divmod(second, 60)
-        if micro:
-            append(f"{date}{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}".rstrip("0") + "Z")
-        else:
-            append(f"{date}{hour:02d}:{minute:02d}:{second:02d}Z")
+        fraction = fractions.get(micro)
+        if fraction is None:
+            fraction = fractions[micro] = f".{micro:06d}".rstrip("0") + "Z"
+        append(date + hours[hour] + minutes_seconds[second] + fraction)
     return out
 
 
@@ -117,16 +121,17 @@ def activity_to_gpx(activity: Activity, air_temps: Sequence[float | None] | None
     in_segment = False
     j = 0  # heart-rate samples[:j] are at or before the current point (a cursor, since points rarely go back)
     last_offset = float("-inf")
+    hr_tags = [f"{_HR_OPEN}{bpm}{_HR_CLOSE}" if bpm > 0 else "" for bpm in hr_bpms]  # written once per sample
     for point, stamp in zip(activity.points, times, strict=True):
         kind = point.kind
-        if in_segment and (kind == "start" or kind == "resume"):
+        if in_segment and kind != "gps" and (kind == "start" or kind == "resume"):
             append("</trkseg>\n")
             in_segment = False
         if not in_segment:
             append("<trkseg>\n")
             in_segment = True
-        offset = point.offset
         if n_hr:
+            offset = point.offset
             if offset < last_offset:
                 j = bisect_right(hr_times, offset)
             else:
@@ -142,8 +147,7 @@ def activity_to_gpx(activity: Activity, air_temps: Sequence[float | None] | None
         else:
             ele_text = repr(ele)
             ele_tag = f"<ele>{_decimal(ele) if 'e' in ele_text else ele_text}</ele>"
-        hr = f"{_HR_OPEN}{hr_bpms[j - 1]}{_HR_CLOSE}" if j and hr_bpms[j - 1] > 0 else ""
-        append(f'<trkpt lat="{lat}" lon="{lon}">{ele_tag}<time>{stamp}</time>{hr}</trkpt>\n')
+        append(f'<trkpt lat="{lat}" lon="{lon}">{ele_tag}<time>{stamp}</time>{hr_tags[j - 1] if j else ""}</trkpt>\n')
         if kind == "pause":
             append("</trkseg>\n")
             in_segment = False
