@@ -34,6 +34,8 @@ _HR_CLOSE = "</gpxtpx:hr></gpxtpx:TrackPointExtension></extensions>"
 _TPX_OPEN = "<extensions><gpxtpx:TrackPointExtension>"
 _TPX_CLOSE = "</gpxtpx:TrackPointExtension></extensions>"
 # "HH:" and "MM:SS" by table: string lookups instead of formatting three numbers per point.
+# Points written, joined and encoded at a time: a long track's text never exists twice in full (memory).
+_CHUNK = 4096
 _HOURS = [f"{h:02d}:" for h in range(24)]
 _MINUTES_SECONDS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
 
@@ -108,52 +110,62 @@ def activity_to_gpx(activity: Activity, air_temps: Sequence[float | None] | None
         raise ValueError("an activity without points has no GPX track (send it as a manual activity)")
     if activity.start.tzinfo is None:
         raise ValueError("the activity's start time must be timezone-aware")
+    points = activity.points
+    if air_temps is not None and len(air_temps) != len(points):
+        raise ValueError(f"{len(air_temps)} air temperatures for {len(points)} points")
     hr_times, hr_bpms = _heart_rates(activity.heart_rate)
     n_hr = len(hr_times)
-    times = utc_times(activity.start, [p.offset for p in activity.points])
     began = utc_times(activity.start, [0.0])[0]
     out: list[str] = [_HEADER, f"<metadata><time>{began}</time></metadata>\n<trk><name>", xml_text(activity.type),
                       "</name>"]
     if activity.notes:
         out += ["<desc>", xml_text(activity.notes), "</desc>"]
     out.append("\n")
+    chunks = ["".join(out).encode("utf-8")]
+    out.clear()
     append = out.append
     in_segment = False
     j = 0  # heart-rate samples[:j] are at or before the current point (a cursor, since points rarely go back)
     last_offset = float("-inf")
     hr_tags = [f"{_HR_OPEN}{bpm}{_HR_CLOSE}" if bpm > 0 else "" for bpm in hr_bpms]  # written once per sample
-    for point, stamp in zip(activity.points, times, strict=True):
-        kind = point.kind
-        if in_segment and kind != "gps" and (kind == "start" or kind == "resume"):
-            append("</trkseg>\n")
-            in_segment = False
-        if not in_segment:
-            append("<trkseg>\n")
-            in_segment = True
-        if n_hr:
-            offset = point.offset
-            if offset < last_offset:
-                j = bisect_right(hr_times, offset)
+    for first in range(0, len(points), _CHUNK):
+        part = points[first:first + _CHUNK]
+        for point, stamp in zip(part, utc_times(activity.start, [p.offset for p in part]), strict=True):
+            kind = point.kind
+            if in_segment and kind != "gps" and (kind == "start" or kind == "resume"):
+                append("</trkseg>\n")
+                in_segment = False
+            if not in_segment:
+                append("<trkseg>\n")
+                in_segment = True
+            if n_hr:
+                offset = point.offset
+                if offset < last_offset:
+                    j = bisect_right(hr_times, offset)
+                else:
+                    while j < n_hr and hr_times[j] <= offset:
+                        j += 1
+                last_offset = offset
+            lat, lon = repr(point.lat), repr(point.lon)
+            if "e" in lat or "e" in lon:
+                lat, lon = _decimal(point.lat), _decimal(point.lon)
+            ele = point.ele
+            if ele is None:
+                ele_tag = ""
             else:
-                while j < n_hr and hr_times[j] <= offset:
-                    j += 1
-            last_offset = offset
-        lat, lon = repr(point.lat), repr(point.lon)
-        if "e" in lat or "e" in lon:
-            lat, lon = _decimal(point.lat), _decimal(point.lon)
-        ele = point.ele
-        if ele is None:
-            ele_tag = ""
-        else:
-            ele_text = repr(ele)
-            ele_tag = f"<ele>{_decimal(ele) if 'e' in ele_text else ele_text}</ele>"
-        append(f'<trkpt lat="{lat}" lon="{lon}">{ele_tag}<time>{stamp}</time>{hr_tags[j - 1] if j else ""}</trkpt>\n')
-        if kind == "pause":
-            append("</trkseg>\n")
-            in_segment = False
+                ele_text = repr(ele)
+                ele_tag = f"<ele>{_decimal(ele) if 'e' in ele_text else ele_text}</ele>"
+            hr = hr_tags[j - 1] if j else ""
+            append(f'<trkpt lat="{lat}" lon="{lon}">{ele_tag}<time>{stamp}</time>{hr}</trkpt>\n')
+            if kind == "pause":
+                append("</trkseg>\n")
+                in_segment = False
+        if air_temps is not None:
+            _add_air_temps(out, air_temps[first:first + _CHUNK])
+        chunks.append("".join(out).encode("utf-8"))
+        out.clear()
     if in_segment:
         append("</trkseg>\n")
     append("</trk>\n</gpx>\n")
-    if air_temps is not None:
-        _add_air_temps(out, air_temps)
-    return "".join(out).encode("utf-8")
+    chunks.append("".join(out).encode("utf-8"))
+    return b"".join(chunks)
