@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,9 +24,13 @@ START = datetime(2024, 3, 1, 7, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def own_table(unique: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def own_table(unique: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
     monkeypatch.setattr(store, "USERS_TABLE", f"users{unique}")
     monkeypatch.chdir(tmp_path)  # no local.settings.json: the environment is the settings
+    shared = logging.getLogger("shared")  # an in-process import sets up its own output: undo it for later tests
+    saved = (shared.propagate, shared.level, list(shared.handlers))
+    yield
+    shared.propagate, shared.level, shared.handlers[:] = saved[0], saved[1], saved[2]
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
