@@ -30,7 +30,8 @@ def own_table(unique: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterato
     shared = logging.getLogger("shared")  # an in-process import sets up its own output: undo it for later tests
     saved = (shared.propagate, shared.level, list(shared.handlers))
     yield
-    shared.propagate, shared.level, shared.handlers[:] = saved[0], saved[1], saved[2]
+    shared.propagate, shared.handlers[:] = saved[0], saved[2]
+    shared.setLevel(saved[1])  # setLevel, not .level: it also clears the loggers' cached levels
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
