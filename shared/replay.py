@@ -131,8 +131,8 @@ def _requeue(storage: str, entry: activitylog.Entry) -> Retried:
         log.warning("retry of sync_id=%s could not be queued (%s)", entry.sync_id, type(exc).__name__)
         try:
             activitylog.save(storage, queued, status="failed", error=entry.error)
-        except Exception:  # noqa: S110 - the row says queued with no message; the ack's stale rule heals it
-            pass
+        except Exception:  # storage failing both ways: the row shows `queued` with no message behind it
+            log.error("activity sync_id=%s left queued without a message; post it again", entry.sync_id)
         raise RetryRefused(503, "storage is unavailable; nothing was queued, retry later") from None
     log.info("activity sync_id=%s user=%s requeued by a retry", entry.sync_id, entry.user)
     return Retried(202, entry.sync_id, "queued", entry.sync_id)
