@@ -40,7 +40,7 @@ print(json.dumps({"before_kb": before, "peak_kb": peak, "succeeded": stats.succe
 
 
 def _mb(kb: float) -> str:
-    return f"{kb / 1024:.0f} MB"
+    return f"{kb / 1024:.1f} MB"
 
 
 def main(argv: list[str] | None = None) -> None:
