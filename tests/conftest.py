@@ -11,7 +11,7 @@ import pytest
 from tests.azurite import Azurite
 
 # Fixture modules owned by each part of the app; kept out of this file so they grow independently.
-pytest_plugins = ["tests.fixtures_strava", "tests.fixtures_sync"]
+pytest_plugins = ["tests.fixtures_strava", "tests.fixtures_sync", "tests.fixtures_secrets"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
