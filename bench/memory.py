@@ -4,7 +4,7 @@ size of the payload it was given.
 The activity is posted through the real ack (so its payload sits in a claim-check blob on Azurite), then a
 fresh worker process (the host-like drain, tests/drain.py, calling function_app's queue function) loads,
 converts, gzips and uploads it to the fake Strava. The worker reports its resident set after importing
-everything it will use and its peak (ru_maxrss) after the run; the growth is what the activity cost.
+everything it will use and its peak (VmHWM) after the run; the growth is what the activity cost.
 
 Run: .venv/bin/python -m bench.memory   [--points N] [--runs N]
 """
@@ -22,19 +22,19 @@ from datetime import timedelta
 from bench.common import QUICK, ROOT, Row, azurite, median_p99, payload, print_table
 
 WORKER = """
-import json, resource, sys
+import json, sys
 import function_app, shared.worker, shared.sync, shared.gpx, shared.convert, shared.strava, shared.runkeeper
 import requests, gzip
 from tests.drain import Drain
 
-def rss_kb():
+def status_kb(field):
     with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
 
-before = rss_kb()
+before = status_kb("VmRSS")
 with Drain(sys.argv[1], run_poison=False) as drain:
     stats = drain.run(timeout=600, wait=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status_kb("VmHWM")  # not ru_maxrss: Linux carries that over from the parent across fork and exec
 print(json.dumps({"before_kb": before, "peak_kb": peak, "succeeded": stats.succeeded, "failed": stats.failed}))
 """
 
