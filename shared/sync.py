@@ -329,8 +329,12 @@ class Syncer:
             if entry is None:
                 entry = activitylog.get(self.storage, job.user, job.sync_id)
         if entry is not None and (entry.status != "failed" or entry.error != reason):
-            self._update(entry, status="failed", error=reason, next_try=None, lease_until=None, lease_owner=None)
+            entry = self._update(entry, status="failed", error=reason, next_try=None, lease_until=None,
+                                 lease_owner=None)
         replay.discard(self.storage, job.user, job.sync_id, job.blob)
+        if entry is not None and entry.status in activitylog.DONE:  # another delivery put it on Strava meanwhile
+            replay.drop_kept(self.storage, job.user, job.sync_id)
+            return Outcome("skipped", job.sync_id, entry.activity_id, reason=f"already {entry.status}")
         return Outcome("failed", job.sync_id, reason=reason)
 
     def _defer(self, job: jobs.Job, entry: Entry, until: datetime, why: str) -> Outcome:
