@@ -273,10 +273,17 @@ class StravaClient:
         answer = self._request("GET", f"{API}/uploads/{upload_id}")
         return _outcome(answer, str(upload_id))
 
-    def wait_for_upload(self, upload_id: str, *, max_wait: float = 30.0, interval: float = 1.0) -> UploadOutcome:
-        """Poll until the upload is decided, at most once a second and for at most `max_wait` seconds."""
+    def wait_for_upload(self, upload_id: str, *, max_wait: float = 30.0, interval: float = 1.0,
+                        first_check_after: float = 0.0) -> UploadOutcome:
+        """Poll until the upload is decided, at most once a second and for at most `max_wait` seconds.
+
+        `first_check_after` skips the check that would only say "still processing" (Strava takes 1-2 s),
+        saving one read call per fresh upload.
+        """
         interval = max(1.0, interval)
         deadline = time.monotonic() + max_wait
+        if first_check_after > 0:
+            time.sleep(min(first_check_after, max_wait))
         while True:
             outcome = self.upload_status(upload_id)
             if outcome.state != "processing" or time.monotonic() + interval > deadline:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 LEASE = timedelta(minutes=5)  # covers an upload plus its bounded wait, with room to spare
 UPLOAD_WAIT = 15.0  # seconds to wait for Strava's processing before checking back later
+FIRST_CHECK = 2.0  # seconds before the first status check of a fresh upload (Strava's mean processing time)
 CHECK_LATER = 30.0  # seconds before looking at an upload that was still processing
 MAX_TRIES = 6  # transient failures (and "still processing" checks) before giving up
 BACKOFF = (30.0, 120.0, 480.0, 1800.0, 3600.0)  # seconds before transient retry n (the last repeats)
@@ -257,7 +258,8 @@ class Syncer:
             entry = self._update(entry, upload_id=upload.id)
             outcome = upload.outcome()
             if outcome.state == "processing":
-                outcome = client.wait_for_upload(upload.id, max_wait=UPLOAD_WAIT)
+                outcome = client.wait_for_upload(upload.id, max_wait=UPLOAD_WAIT,
+                                                  first_check_after=FIRST_CHECK * delay_scale())
         return self._settle(job, entry, outcome)
 
     def _settle(self, job: jobs.Job, entry: Entry, outcome: UploadOutcome) -> Outcome:
