@@ -238,8 +238,13 @@ class Syncer:
         except NotConnected as exc:
             return self._fail(job, entry, f"{exc}; then replay the activity")
         except Unauthorized as exc:
-            return self._fail(job, entry, f"Strava refused the app's authorization ({exc}); "
-                                          "reconnect at /api/strava/connect, then replay the activity")
+            advice = "reconnect at /api/strava/connect, then replay the activity"
+            if "_permission" in str(exc):  # a scope the athlete did not grant: no retry can help
+                return self._fail(job, entry, f"Strava refused the app's authorization ({exc}); {advice}")
+            # A token refused right after its refresh (a revoked grant fails at the refresh instead, as
+            # NotConnected): most likely a token that expired meanwhile, so retry; the retry cap still ends it.
+            return self._retry(job, entry, f"Strava refused a just-refreshed token ({exc}); if this persists, "
+                                           f"{advice}", ambiguous=False)
         except Permanent as exc:
             return self._fail(job, entry, str(exc))
 

@@ -196,6 +196,17 @@ def test_a_spent_budget_is_respected_without_calling(connected, seed_payload, vi
     assert fake.rate_limited_count == 0
 
 
+def test_a_token_refused_right_after_its_refresh_is_retried_not_failed(connected, seed_payload) -> None:
+    """Found by the soak test: a 401 on the just-refreshed token used to fail the activity for good."""
+    connected.fake.fail_next(2, 401, path_prefix="/api/v3/uploads", method="POST")  # the old token, then the new
+    sid = _post_ok(connected, seed_payload)
+    stats = _drain(connected)
+    assert stats.poisoned == [] and stats.failed == 0
+    row = connected.sync.entry(sid)
+    assert row.status == "synced" and row.attempts == 2
+    assert connected.fake.refresh_count == 1 and len(connected.activities()) == 1
+
+
 def test_5xx_is_retried_with_growing_delays(connected, seed_payload) -> None:
     connected.fake.fail_next(2, 502, path_prefix="/api/v3/uploads", method="POST")
     sid = _post_ok(connected, seed_payload)
