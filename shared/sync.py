@@ -28,7 +28,7 @@ from shared.settings import Settings, SettingsError, current
 from shared.users import athlete_of
 
 if TYPE_CHECKING:
-    from shared.activity import Activity
+    from shared.activity import Activity, Problem
     from shared.convert import StravaActivity
     from shared.ratelimit import RateBudget
     from shared.strava import StravaClient, UploadOutcome
@@ -59,7 +59,7 @@ def now() -> datetime:
 class Outcome:
     """What became of one delivery: a final status, or `deferred` with the delay of the new message."""
 
-    status: str  # synced | duplicate | failed | deferred | skipped
+    status: str  # synced | duplicate | failed | rejected | deferred | skipped
     sync_id: str
     activity_id: str | None = None
     delay: float | None = None
@@ -139,6 +139,8 @@ class Syncer:
         prepared = self._convert(payload)
         if isinstance(prepared, str):
             return self._fail(job, entry, prepared)
+        if isinstance(prepared, list):
+            return self._reject(job, entry, prepared)
         strava_activity, facts = prepared
         if entry is None:
             entry = self._ensure_row(job, strava_activity, facts)
@@ -160,14 +162,18 @@ class Syncer:
             raise
 
     # ---- preparation -----------------------------------------------------------------------------
-    def _convert(self, payload: dict[str, Any]) -> tuple[StravaActivity, dict[str, Any]] | str:
-        """The Strava form of the payload, or why there is none (the ack validated it, but parsers change)."""
+    def _convert(self, payload: dict[str, Any]) -> tuple[StravaActivity, dict[str, Any]] | list[Problem] | str:
+        """The Strava form of the payload, its problems, or why there is none.
+
+        Problems are expected only in a payload too big for a message, whose point values the ack screened
+        rather than checked (shared.plaincolumns); otherwise only when the parser changed meanwhile.
+        """
         from shared.convert import to_strava
         from shared.runkeeper import parse_payload
 
         parsed = parse_payload(payload, self.cfg.timezone)
         if isinstance(parsed, list):
-            return "payload has problems: " + "; ".join(f"{p.field}: {p.message}" for p in parsed[:10])
+            return parsed
         try:
             facts = {"runkeeper_type": parsed.type, "points": len(parsed.points)}
             if parsed.source_id:
@@ -327,22 +333,38 @@ class Syncer:
             replay.drop_kept(self.storage, job.user, job.sync_id)  # kept by an earlier failure, if any
         return Outcome(status, job.sync_id, activity_id)
 
-    def _fail(self, job: jobs.Job, entry: Entry | None, reason: str) -> Outcome:
-        reason = activitylog.bounded(reason, activitylog.ERROR_CHARS) or "failed"
+    def _reject(self, job: jobs.Job, entry: Entry | None, problems: list[Problem]) -> Outcome:
+        """Logged as the ack logs a payload it refuses: `rejected`, every problem named, an excerpt (no key).
+
+        The payload is kept all the same (a track with one impossible point is still the owner's run).
+        """
+        import json
+
+        text = json.dumps(self._payload, ensure_ascii=False, separators=(",", ":"))[: 2 * activitylog.EXCERPT_CHARS]
+        if self.cfg.api_key:
+            text = text.replace(self.cfg.api_key, "***")
+        listed = [p.as_dict() for p in problems]
+        reason = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        return self._fail(job, entry, reason, status="rejected", problems=listed[:50],
+                          excerpt=activitylog.bounded(text, activitylog.EXCERPT_CHARS))
+
+    def _fail(self, job: jobs.Job, entry: Entry | None, reason: str, *, status: str = "failed",
+              **details: Any) -> Outcome:
+        reason = activitylog.bounded(reason, activitylog.ERROR_CHARS) or status
         replay.keep_failed(self.storage, job.user, job.sync_id, payload=self._payload, blob=job.blob)
         if entry is None:
-            entry = activitylog.create(self.storage, Entry(user=job.user, sync_id=job.sync_id, status="failed",
-                                                           source=job.source, attempts=1, error=reason))
+            entry = activitylog.create(self.storage, Entry(user=job.user, sync_id=job.sync_id, status=status,
+                                                           source=job.source, attempts=1, error=reason, **details))
             if entry is None:
                 entry = activitylog.get(self.storage, job.user, job.sync_id)
-        if entry is not None and (entry.status != "failed" or entry.error != reason):
-            entry = self._update(entry, status="failed", error=reason, next_try=None, lease_until=None,
-                                 lease_owner=None)
+        if entry is not None and (entry.status != status or entry.error != reason):
+            entry = self._update(entry, status=status, error=reason, next_try=None, lease_until=None,
+                                 lease_owner=None, **details)
         replay.discard(self.storage, job.user, job.sync_id, job.blob)
         if entry is not None and entry.status in activitylog.DONE:  # another delivery put it on Strava meanwhile
             replay.drop_kept(self.storage, job.user, job.sync_id)
             return Outcome("skipped", job.sync_id, entry.activity_id, reason=f"already {entry.status}")
-        return Outcome("failed", job.sync_id, reason=reason)
+        return Outcome(status, job.sync_id, reason=reason)
 
     def _defer(self, job: jobs.Job, entry: Entry, until: datetime, why: str) -> Outcome:
         """Back on the queue until a rate-limit window resets; the dequeue count and tries are untouched."""

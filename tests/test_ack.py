@@ -278,3 +278,16 @@ def test_without_sync_api_key_configured_nothing_is_accepted(sync_env, seed_payl
     assert resp.status_code == 503
     assert "not configured" in _body(resp)["error"]
     _assert_nothing_stored(sync_env)
+
+
+def test_a_big_payload_refused_by_the_screen_names_every_problem(sync_env, seed_payload) -> None:
+    """Over a message's size the values are screened; once the screen finds a problem all are named."""
+    lat = seed_payload["activityPathLatitude"].split(",")
+    lat[7] = "95.5"  # a value only the exact checks see
+    big = dict(seed_payload, activityNotes="n" * 60_000, activityPathLatitude=",".join(lat),
+               activityHeartRateBpm=seed_payload["activityHeartRateBpm"].replace("1", "one", 1))
+    resp = sync_env.post(big)
+    assert resp.status_code == 400
+    fields = {p["field"] for p in _body(resp)["problems"]}
+    assert {"activityPathLatitude[7]", "activityHeartRateBpm[0]"} <= fields
+    _assert_nothing_stored(sync_env, rejected_rows=1)

@@ -154,3 +154,20 @@ def test_a_big_replay_of_a_synced_activity_leaves_no_blob(sync_env, seed_payload
     again = sync_env.post(body)
     assert again.status_code == 200 and json.loads(again.get_body())["status"] == "synced"
     assert sync_env.blobs() == []
+
+
+def test_a_big_body_with_the_header_key_and_the_key_inside_is_stored_once_without_it(sync_env, seed_payload) -> None:
+    """The upload starts before decoding; a body that then shows an apiKey is stored again without it."""
+    payload = dict(_big(seed_payload), apiKey=sync_env.api_key)
+    assert sync_env.post(payload).status_code == 202
+    [data] = _blob_payloads(sync_env)
+    assert sync_env.api_key.encode() not in data and json.loads(data) == _big(seed_payload)
+    [message] = sync_env.visible_messages()
+    assert message["blob"] == sync_env.blobs()[0]
+
+
+@pytest.mark.parametrize("body", [b"{" + b" " * 60_000, b"[" + b"1," * 30_000 + b"1]"])
+def test_a_big_body_that_is_not_an_object_leaves_no_blob(sync_env, body: bytes) -> None:
+    resp = sync_env.post(body)
+    assert resp.status_code == 400
+    assert sync_env.blobs() == [] and sync_env.queue_count() == 0

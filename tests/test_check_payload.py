@@ -101,3 +101,65 @@ def test_a_matching_column_holds_only_values_the_exact_check_accepts(values: lis
         if _PLAIN_COLUMNS[field].fullmatch(text):
             assert all(limits[0] <= float(x) <= limits[1] for x in text.split(","))
             assert not re.search(r"[^-0-9.,]", text)
+
+
+# -- screen mode: what the ack uses for payloads too big for a queue message ------------------------------------
+
+def _screen_verdict_is_sound(payload: dict[str, object]) -> Checked | list:
+    """Problems, when the screen finds any, are exactly parse_payload's; a valid payload always passes."""
+    full = parse_payload(payload)
+    screened = check_payload(payload, screen=True)
+    if isinstance(screened, list):
+        assert screened == full
+    elif isinstance(full, Activity):
+        assert screened.points == len(full.points)
+        assert (screened.activity.type, screened.activity.start) == (full.type, full.start)
+    return screened
+
+
+def test_screen_mode_passes_the_real_payload() -> None:
+    payload = json.loads(data_path("zapier", "example-seed-app.json").read_text(encoding="utf-8"))
+    checked = _screen_verdict_is_sound(payload)
+    assert isinstance(checked, Checked) and checked.points == 298
+
+
+def test_screen_mode_leaves_ranges_and_order_to_the_worker() -> None:
+    payload = _payload(activityPathLatitude="51.1,91,51.3", activityPathTimestamp="0,2,1",
+                       activityPathType="start,gsp,end")
+    assert isinstance(check_payload(payload, screen=True), Checked)
+    assert {p.field for p in parse_payload(payload)} == {  # type: ignore[union-attr]
+        "activityPathLatitude[1]", "activityPathTimestamp[2]", "activityPathType[1]"}
+
+
+def test_screen_mode_names_every_problem_once_it_finds_one() -> None:
+    """A text field mapped into a number list fails the screen; then the exact checks name the rest too."""
+    payload = _payload(activityPathLatitude="51.1,91,51.3", activityPathAltitude="Running,Running,Running",
+                       activityPathTimestamp="0,2,1")
+    found = _screen_verdict_is_sound(payload)
+    assert isinstance(found, list)
+    assert {p.field for p in found} >= {"activityPathLatitude[1]", "activityPathTimestamp[2]",
+                                        "activityPathAltitude[0]"}
+
+
+def test_screen_mode_checks_everything_but_the_values_exactly() -> None:
+    payload = _payload(activityPathLatitude="51.1,51.2,51.3", activityPathLongitude="1,2",
+                       activityStartTimeIso="yesterday")
+    found = _screen_verdict_is_sound(payload)
+    assert isinstance(found, list)
+    assert {p.field for p in found} == {"activityPathLongitude", "activityStartTimeIso"}
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(lat=_column, lon=_column, t=_column, ele=st.none() | _column, bpm=st.none() | _column,
+       kinds=st.none() | st.lists(st.sampled_from(["gps", "pause", "GPS", "gsp", "", " gps"]), min_size=1,
+                                  max_size=6).map(",".join))
+def test_screen_mode_is_sound_for_any_columns(lat: str, lon: str, t: str, ele: str | None, bpm: str | None,
+                                              kinds: str | None) -> None:
+    payload = _payload(activityPathLatitude=lat, activityPathLongitude=lon, activityPathTimestamp=t)
+    for key, value in (("activityPathAltitude", ele), ("activityPathType", kinds)):
+        if value is not None:
+            payload[key] = value
+    if bpm is not None:
+        payload["activityHeartRateBpm"] = bpm
+        payload["activityHeartRateTimestamp"] = ",".join(str(i) for i in range(bpm.count(",") + 1))
+    _screen_verdict_is_sound(payload)

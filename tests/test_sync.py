@@ -101,10 +101,13 @@ def test_a_done_activity_is_skipped_and_its_blob_removed(connected, seed_payload
     assert connected.sync.blobs() == [] and connected.fake.api_calls == 0
 
 
-def test_a_payload_the_parser_now_refuses_is_failed_with_its_problems(connected) -> None:
+def test_a_payload_the_parser_refuses_is_rejected_with_its_problems(connected) -> None:
     outcome = _syncer(connected).run(_job({"activityType": "Running"}))
-    assert outcome.status == "failed" and "activityStartTimeIso" in outcome.reason
-    assert connected.sync.entry("a" + "1" * 20).status == "failed"
+    assert outcome.status == "rejected" and "activityStartTimeIso" in outcome.reason
+    entry = connected.sync.entry("a" + "1" * 20)
+    assert entry.status == "rejected" and [p["field"] for p in entry.problems] == ["activityStartTimeIso"]
+    assert entry.excerpt == '{"activityType":"Running"}'
+    assert connected.fake.api_calls == 0
 
 
 def test_a_missing_blob_is_failed_not_retried(connected) -> None:

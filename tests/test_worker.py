@@ -428,3 +428,30 @@ def test_a_message_whose_workers_kept_dying_goes_to_poison_without_another_run(c
     assert ran == [] and stats.dequeue_counts == [6] and len(stats.poisoned) == 1
     assert connected.sync.entry(sid).status == "failed"
     assert connected.activities() == []
+
+
+def test_a_big_payload_with_bad_values_is_accepted_then_rejected_by_the_worker(connected, seed_payload) -> None:
+    """Above a message's size the ack screens the point values (shared.plaincolumns); the worker checks them
+    all and logs what it finds as `rejected`, each value named, with nothing sent to Strava."""
+    from shared import replay
+
+    payload = _big_payload(seed_payload, 5_000)
+    lat = payload["activityPathLatitude"].split(",")
+    lat[1234] = "91.5"
+    times = payload["activityPathTimestamp"].split(",")
+    times[4000] = "3"
+    payload.update(activityPathLatitude=",".join(lat), activityPathTimestamp=",".join(times))
+    payload = {"activityNotes": connected.sync.api_key, **payload}  # a key pasted where it does not belong
+    sid = _post_ok(connected, payload)
+
+    stats = _drain(connected)
+    assert (stats.succeeded, stats.poisoned) == (1, [])  # the message completed: nothing left to retry
+    entry = connected.sync.entry(sid)
+    assert entry.status == "rejected"
+    assert {p["field"] for p in entry.problems} == {"activityPathLatitude[1234]", "activityPathTimestamp[4000]"}
+    assert "91.5" in entry.error and "goes backwards" in entry.error
+    assert entry.excerpt and connected.sync.api_key not in entry.excerpt and "***" in entry.excerpt
+    assert connected.activities() == []
+    assert connected.fake.call_count("POST", "/api/v3/uploads") == 0
+    assert replay.has_kept(connected.sync.storage, "owner", sid)  # the run itself is not thrown away
+    assert connected.sync.blobs() == [replay.kept_name("owner", sid)]
