@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import azure.functions as func
 
 from shared import activitylog, jobs
 from shared.activity import Activity, Problem
-from shared.auth import key_matches
+from shared.auth import key_matches, redact
 from shared.responses import error, json_response
 from shared.settings import Settings, SettingsError, current
 
@@ -164,8 +165,31 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
     body = req.get_body() or b""
     if len(body) > MAX_BODY:
         return error(413, f"body is larger than {MAX_BODY // (1024 * 1024)} MB; nothing was stored")
-    # A caller known by the header: a big body starts on its way to its blob before it is even decoded.
-    early = _early_blob(cfg.storage, user, body, None) if user is not None else None
+    # A caller known by the header: a big body starts on its way to its blob before it is even decoded,
+    # unless it may hold a key that must never be stored (spelled plainly, or escaped: then after decoding).
+    may_hold_key = b"apiKey" in body or b"apiEndpoint" in body or b"\\u" in body
+    early = _early_blob(cfg.storage, user, body, None) if user is not None and not may_hold_key else None
+    try:
+        checked = _checked(cfg, header_key, user, body, early)
+    except BaseException:
+        _discard_blob(cfg.storage, early)  # an unexpected error before any message names it
+        raise
+    if isinstance(checked, func.HttpResponse):
+        return checked
+    user, payload, parsed, early = checked
+    outcome = accept(cfg.storage, user, payload, parsed, cfg.timezone, blob=early)
+    answer: dict[str, Any] = {"id": outcome.sync_id, "status": outcome.status}
+    if outcome.activity_id:
+        answer["activity_id"] = outcome.activity_id
+    return json_response(outcome.status_code, answer)
+
+
+_Checked = tuple[str, dict[str, Any], "Activity | Checked", "Future[str] | None"]
+
+
+def _checked(cfg: Settings, header_key: str | None, user: str | None, body: bytes,
+             early: Future[str] | None) -> func.HttpResponse | _Checked:
+    """Decode, identify a body-key caller, validate: a refusal, or what to accept (with the blob, if any)."""
     payload, why = _decode(body)
     if why is None and not isinstance(payload, dict):
         why = f"body must be a JSON object, not {type(payload).__name__ if payload is not None else 'null'}"
@@ -178,29 +202,31 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
                          cfg.api_key, user or activitylog.OWNER, header_key)
         return _problems(400, why, problems)
     assert isinstance(payload, dict)
+    caller_key = header_key
     if header_key is None:
         body_key = payload.get("apiKey")
-        user = _user_for(cfg, body_key if isinstance(body_key, str) else None)
+        caller_key = body_key if isinstance(body_key, str) else None
+        user = _user_for(cfg, caller_key)
         if user is None:
             return _unauthorized()
-    if any(key in payload for key in DROPPED_KEYS):  # stored without them: never the body as sent
-        for key in DROPPED_KEYS:
-            payload.pop(key, None)
+    had_keys = any(key in payload for key in DROPPED_KEYS)
+    assert early is None or not had_keys  # may_hold_key saw to that
+    for key in DROPPED_KEYS:  # stored without them: never the body as sent
+        payload.pop(key, None)
+    if early is None:
+        early = _early_blob(cfg.storage, user, body, payload if had_keys else None)
+    try:
+        parsed = _validate(payload, cfg.timezone, screen=early is not None)
+    except BaseException:
         _discard_blob(cfg.storage, early)
-        early = _early_blob(cfg.storage, user, body, payload)
-    elif early is None:
-        early = _early_blob(cfg.storage, user, body, None)
-    parsed = _validate(payload, cfg.timezone, screen=early is not None)
+        raise
     if isinstance(parsed, list):
         _discard_blob(cfg.storage, early)
+        parsed = [Problem(p.field, redact(p.message, cfg.api_key, caller_key)) for p in parsed]  # values are quoted
         _record_rejected(cfg.storage, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), parsed,
-                         cfg.api_key, user, header_key)
+                         cfg.api_key, user, caller_key)
         return _problems(400, "the activity has problems; nothing was queued", parsed)
-    outcome = accept(cfg.storage, user, payload, parsed, cfg.timezone, blob=early)
-    answer: dict[str, Any] = {"id": outcome.sync_id, "status": outcome.status}
-    if outcome.activity_id:
-        answer["activity_id"] = outcome.activity_id
-    return json_response(outcome.status_code, answer)
+    return user, payload, parsed, early
 
 
 def _user_for(cfg: Settings, key: str | None) -> str | None:
@@ -243,13 +269,10 @@ validate = _validate  # public: a corrected payload sent on retry (shared.replay
 def _record_rejected(storage: str, text: str, problems: list[Problem], api_key: str | None,
                      user: str = activitylog.OWNER, caller_key: str | None = None) -> None:
     """Keep what was refused, so the owner sees what Zapier sent; no key ever lands in the table."""
-    for secret in (api_key, caller_key):
-        if secret:
-            text = text.replace(secret, "***")
+    text = redact(text, api_key, caller_key)
+    listed = [{k: redact(v, api_key, caller_key) for k, v in p.as_dict().items()} for p in problems]
     try:
-        activitylog.record_rejected(
-            storage, user, payload_text=text, problems=[p.as_dict() for p in problems]
-        )
+        activitylog.record_rejected(storage, user, payload_text=text, problems=listed)
     except Exception:  # the caller's 400 is about their input: a log-write failure must not turn it into a 503
         log.warning("could not record a rejected payload in the activity log", exc_info=True)
 
@@ -288,7 +311,7 @@ def _early_blob(storage: str, user: str, body: bytes, payload: dict[str, Any] | 
     blob = _executor().submit(upload)
     # Wait for the thread to start: otherwise json.loads (~3 ms in C, GIL held) and the checks run first
     # and the upload starts ~5 ms late (one switch interval): 60,000 points, 21 -> 15 ms (bench/ack.py).
-    started.wait(0.05)
+    started.wait(sys.getswitchinterval())  # no longer: past one interval the thread would have run anyway
     return blob
 
 

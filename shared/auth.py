@@ -15,3 +15,11 @@ def key_matches(given: str | None, expected: str | None) -> bool:
     a = hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest()
     b = hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest()
     return hmac.compare_digest(a, b)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with every non-empty secret replaced by ***, before it is stored or answered."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

@@ -611,6 +611,7 @@ def check_payload(
 def _parse(
     payload: Mapping[str, object], timezone: str, *, build: bool, screen: bool = False
 ) -> Checked | list[Problem]:
+    assert not (build and screen), "a screened column is not converted: nothing to build points from"
     if not isinstance(payload, Mapping):
         return [Problem("payload", f"must be a JSON object, not {_kind_of(payload)}")]
     problems = _Problems()

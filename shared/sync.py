@@ -132,8 +132,8 @@ class Syncer:
         try:
             payload = jobs.load_payload(self.storage, job)
         except jobs.JobError as exc:
-            if entry is not None and entry.status == "failed":  # a stale copy after a definitive failure
-                return Outcome("skipped", job.sync_id, reason=f"already failed: {entry.error}")
+            if entry is not None and entry.status in activitylog.RETRYABLE:  # a stale copy after a failure
+                return Outcome("skipped", job.sync_id, reason=f"already {entry.status}: {entry.error}")
             return self._fail(job, entry, str(exc))
         self._payload = payload
         prepared = self._convert(payload)
@@ -340,11 +340,13 @@ class Syncer:
         """
         import json
 
-        text = json.dumps(self._payload, ensure_ascii=False, separators=(",", ":"))[: 2 * activitylog.EXCERPT_CHARS]
-        if self.cfg.api_key:
-            text = text.replace(self.cfg.api_key, "***")
-        listed = [p.as_dict() for p in problems]
-        reason = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        from shared.auth import redact
+
+        key = self.cfg.api_key  # an invited athlete's own key is known here only by its hash
+        text = redact(json.dumps(self._payload, ensure_ascii=False, separators=(",", ":"))
+                      [: 2 * activitylog.EXCERPT_CHARS], key)
+        listed = [{k: redact(v, key) for k, v in p.as_dict().items()} for p in problems]
+        reason = redact("; ".join(f"{p.field}: {p.message}" for p in problems), key)
         return self._fail(job, entry, reason, status="rejected", problems=listed[:50],
                           excerpt=activitylog.bounded(text, activitylog.EXCERPT_CHARS))
 

@@ -291,3 +291,16 @@ def test_a_big_payload_refused_by_the_screen_names_every_problem(sync_env, seed_
     fields = {p["field"] for p in _body(resp)["problems"]}
     assert {"activityPathLatitude[7]", "activityHeartRateBpm[0]"} <= fields
     _assert_nothing_stored(sync_env, rejected_rows=1)
+
+
+def test_a_key_sent_as_a_value_is_redacted_from_the_answer_and_the_log(sync_env, seed_payload) -> None:
+    lat = seed_payload["activityPathLatitude"].split(",")
+    lat[3] = sync_env.api_key
+    resp = sync_env.post(dict(seed_payload, activityPathLatitude=",".join(lat)))
+    assert resp.status_code == 400
+    assert sync_env.api_key not in resp.get_body().decode()
+    [problem] = _body(resp)["problems"]
+    assert problem["field"] == "activityPathLatitude[3]" and "***" in problem["message"]
+    [row] = sync_env.entries()
+    assert row.status == "rejected" and sync_env.api_key not in json.dumps(row.public())
+    assert row.problems == [problem]

@@ -11,7 +11,7 @@ from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
-from shared import storagehttp, store
+from shared import jobs, storagehttp, store
 from shared.storagehttp import StorageHTTPError, account, insert_entity, put_blob, put_message
 from tests.azurite import ACCOUNT_KEY, Azurite
 
@@ -156,12 +156,24 @@ def test_a_big_replay_of_a_synced_activity_leaves_no_blob(sync_env, seed_payload
     assert sync_env.blobs() == []
 
 
-def test_a_big_body_with_the_header_key_and_the_key_inside_is_stored_once_without_it(sync_env, seed_payload) -> None:
-    """The upload starts before decoding; a body that then shows an apiKey is stored again without it."""
-    payload = dict(_big(seed_payload), apiKey=sync_env.api_key)
-    assert sync_env.post(payload).status_code == 202
-    [data] = _blob_payloads(sync_env)
-    assert sync_env.api_key.encode() not in data and json.loads(data) == _big(seed_payload)
+@pytest.mark.parametrize("key_name", ["apiKey", "api\\u004bey"])  # plain, or escaped in the JSON text
+def test_a_key_inside_a_big_body_is_never_uploaded_even_briefly(sync_env, seed_payload, monkeypatch,
+                                                                key_name: str) -> None:
+    """The upload starts before decoding only for a body that cannot hold a dropped key."""
+    uploaded: list[bytes] = []
+    real = jobs.put_payload
+
+    def recording(storage: str, user: str, data: bytes, *args) -> str:
+        uploaded.append(data)
+        return real(storage, user, data, *args)
+
+    monkeypatch.setattr(jobs, "put_payload", recording)
+    text = json.dumps(_big(seed_payload))
+    body = (text[:-1] + f', "{key_name}": "{sync_env.api_key}"}}').encode()
+    assert json.loads(body)["apiKey"] == sync_env.api_key
+    assert sync_env.post(body).status_code == 202
+    assert len(uploaded) == 1 and sync_env.api_key.encode() not in uploaded[0]
+    assert _blob_payloads(sync_env) == uploaded and json.loads(uploaded[0]) == _big(seed_payload)
     [message] = sync_env.visible_messages()
     assert message["blob"] == sync_env.blobs()[0]
 

@@ -110,6 +110,17 @@ def test_a_payload_the_parser_refuses_is_rejected_with_its_problems(connected) -
     assert connected.fake.api_calls == 0
 
 
+def test_a_rejected_payload_delivered_again_stays_rejected(connected) -> None:
+    """At-least-once delivery: the second copy finds its blob gone (kept elsewhere) and leaves the row alone."""
+    name = jobs.put_payload(connected.sync.storage, activitylog.OWNER, b'{"activityType":"Running"}')
+    job = jobs.Job(sync_id="a" + "4" * 20, user=activitylog.OWNER, blob=name)
+    assert _syncer(connected).run(job).status == "rejected"
+    again = _syncer(connected).run(job)
+    assert again.status == "skipped" and "already rejected" in again.reason
+    entry = connected.sync.entry(job.sync_id)
+    assert entry.status == "rejected" and [p["field"] for p in entry.problems] == ["activityStartTimeIso"]
+
+
 def test_a_missing_blob_is_failed_not_retried(connected) -> None:
     job = jobs.Job(sync_id="a" + "3" * 20, user=activitylog.OWNER, blob="owner/gone.json")
     outcome = _syncer(connected).run(job)
