@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             med, p99 = median_p99(ours)
             base_med, base_p99 = median_p99(floor)
             rows.append(Row(f"{points:,} points, key in body", ms(med), ms(p99), ms(base_med), med / base_med,
-                            GOAL, note=f"the original Zap's shape: re-encoded without its key; {len(ours)} runs"))
+                            GOAL, note=f"the original Zap's shape: stored without its key; {len(ours)} runs"))
         print_table("Ack latency: POST /api/runkeeper → 202, real Azurite (baseline: the bare storage writes)", rows)
         if args.chart:
             chart(results, args.chart)

@@ -168,7 +168,7 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
     # A caller known by the header: a big body starts on its way to its blob before it is even decoded,
     # unless it may hold a key that must never be stored (spelled plainly, or escaped: then after decoding).
     may_hold_key = b"apiKey" in body or b"apiEndpoint" in body or b"\\u" in body
-    early = _early_blob(cfg.storage, user, body, None) if user is not None and not may_hold_key else None
+    early = _early_blob(cfg.storage, user, body) if user is not None and not may_hold_key else None
     try:
         checked = _checked(cfg, header_key, user, body, early)
     except BaseException:
@@ -214,7 +214,7 @@ def _checked(cfg: Settings, header_key: str | None, user: str | None, body: byte
     for key in DROPPED_KEYS:  # stored without them: never the body as sent
         payload.pop(key, None)
     if early is None:
-        early = _early_blob(cfg.storage, user, body, payload if had_keys else None)
+        early = _early_blob(cfg.storage, user, body, strip_keys=had_keys)
     try:
         parsed = _validate(payload, cfg.timezone, screen=early is not None)
     except BaseException:
@@ -289,19 +289,21 @@ def _entry(user: str, sync_id: str, activity: Activity, sport_type: str, timezon
     )
 
 
-def _early_blob(storage: str, user: str, body: bytes, payload: dict[str, Any] | None) -> Future[str] | None:
+def _early_blob(storage: str, user: str, body: bytes, *, strip_keys: bool = False) -> Future[str] | None:
     """A payload too big for a message goes to its claim-check blob while it is being decoded and validated.
 
     The upload waits on the network and the decoding and validation on the CPU, so they overlap (60,000
-    points: the ~15 ms upload disappears). `payload` None: the body is stored as sent, saving a re-encoding;
-    a body that turns out to carry a dropped key (apiKey) is re-encoded without it and the first blob deleted.
+    points: the ~15 ms upload disappears). The body is stored as sent (without a UTF-8 BOM, as the worker
+    reads it); `strip_keys` (a decoded body with apiKey/apiEndpoint): without those members, cut out of
+    the text rather than re-encoded (shared.jsontext).
     """
     if len(body) <= jobs.INLINE_LIMIT:
         return None
-    if payload is None:
-        data = body[3:] if body.startswith(b"\xef\xbb\xbf") else body  # without a UTF-8 BOM, as the worker reads it
-    else:
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    data = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
+    if strip_keys:
+        from shared.jsontext import without_members
+
+        data = without_members(data, DROPPED_KEYS)
     started = threading.Event()
 
     def upload() -> str:
