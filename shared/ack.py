@@ -222,7 +222,8 @@ def _checked(cfg: Settings, header_key: str | None, user: str | None, body: byte
         raise
     if isinstance(parsed, list):
         _discard_blob(cfg.storage, early)
-        parsed = [Problem(p.field, redact(p.message, cfg.api_key, caller_key)) for p in parsed]  # values are quoted
+        parsed = [Problem(redact(p.field, cfg.api_key, caller_key), redact(p.message, cfg.api_key, caller_key))
+                  for p in parsed]  # bad values are quoted in the messages
         _record_rejected(cfg.storage, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), parsed,
                          cfg.api_key, user, caller_key)
         return _problems(400, "the activity has problems; nothing was queued", parsed)
@@ -269,7 +270,7 @@ validate = _validate  # public: a corrected payload sent on retry (shared.replay
 def _record_rejected(storage: str, text: str, problems: list[Problem], api_key: str | None,
                      user: str = activitylog.OWNER, caller_key: str | None = None) -> None:
     """Keep what was refused, so the owner sees what Zapier sent; no key ever lands in the table."""
-    text = redact(text, api_key, caller_key)
+    text = redact(text, api_key, caller_key)  # whole: the row's id is a hash of it
     listed = [{k: redact(v, api_key, caller_key) for k, v in p.as_dict().items()} for p in problems]
     try:
         activitylog.record_rejected(storage, user, payload_text=text, problems=listed)
@@ -343,12 +344,15 @@ def accept(
         points = len(activity.points)
     else:
         activity, points = activity.activity, activity.points
-    sport = strava_sport(activity.type, activity.equipment, activity.secondary_type)
-    sid = make_sync_id(activity.start, sport.sport_type)
-    entry = _entry(user, sid, activity, sport.sport_type, timezone, points)
-    job = jobs.Job(sync_id=sid, user=user, source="zapier", payload=payload)
-
-    row: Future[activitylog.Entry | None] = _executor().submit(activitylog.create, storage, entry)
+    try:
+        sport = strava_sport(activity.type, activity.equipment, activity.secondary_type)
+        sid = make_sync_id(activity.start, sport.sport_type)
+        entry = _entry(user, sid, activity, sport.sport_type, timezone, points)
+        job = jobs.Job(sync_id=sid, user=user, source="zapier", payload=payload)
+        row: Future[activitylog.Entry | None] = _executor().submit(activitylog.create, storage, entry)
+    except BaseException:
+        _discard_blob(storage, blob)  # no message names it yet
+        raise
     sent: jobs.Sent | None = None
     send_error: Exception | None = None
     try:

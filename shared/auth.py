@@ -17,9 +17,37 @@ def key_matches(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(a, b)
 
 
+REDACT_RUN = 12  # a piece of a secret this long is masked too: problem messages quote values cut short
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """`text` with every non-empty secret replaced by ***, before it is stored or answered."""
+    """`text` with every secret, and every run of REDACT_RUN or more characters of one, replaced by ***.
+
+    Whole secrets are not enough: a value quoted in a problem message is cut to 40 characters, and a
+    43-character key cut short no longer matches itself.
+    """
+    masked: list[tuple[int, int]] = []
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+        if not secret:
+            continue
+        text = text.replace(secret, "***")
+        for i in range(len(secret) - REDACT_RUN + 1):
+            window = secret[i:i + REDACT_RUN]
+            at = text.find(window)
+            while at >= 0:
+                masked.append((at, at + REDACT_RUN))
+                at = text.find(window, at + 1)
+    if not masked:
+        return text
+    masked.sort()
+    out: list[str] = []
+    done = 0
+    for start, end in masked:
+        if end <= done:
+            continue
+        out.append(text[done:max(start, done)])
+        if start >= done:
+            out.append("***")
+        done = end
+    out.append(text[done:])
+    return "".join(out)

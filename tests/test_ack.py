@@ -304,3 +304,27 @@ def test_a_key_sent_as_a_value_is_redacted_from_the_answer_and_the_log(sync_env,
     [row] = sync_env.entries()
     assert row.status == "rejected" and sync_env.api_key not in json.dumps(row.public())
     assert row.problems == [problem]
+
+
+def test_a_key_cut_short_in_a_quoted_value_is_redacted_too(sync_env, seed_payload) -> None:
+    """Problem messages quote at most 40 characters: a key at the end of a long value is cut, still masked."""
+    lat = seed_payload["activityPathLatitude"].split(",")
+    lat[2] = "x" * 20 + sync_env.api_key
+    resp = sync_env.post(dict(seed_payload, activityPathLatitude=",".join(lat)))
+    assert resp.status_code == 400
+    piece = sync_env.api_key[:16]
+    assert piece not in resp.get_body().decode()
+    [row] = sync_env.entries()
+    assert piece not in json.dumps(row.public()) and "***" in row.problems[0]["message"]
+
+
+def test_an_unexpected_error_in_accept_leaves_no_blob(sync_env, seed_payload, monkeypatch) -> None:
+    from shared import sports
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sports, "strava_sport", broken)
+    resp = sync_env.post(dict(seed_payload, activityNotes="n" * 60_000))
+    assert resp.status_code == 503 and b"a bug" not in resp.get_body()
+    assert sync_env.blobs() == [] and sync_env.queue_count() == 0

@@ -183,3 +183,11 @@ def test_a_big_body_that_is_not_an_object_leaves_no_blob(sync_env, body: bytes) 
     resp = sync_env.post(body)
     assert resp.status_code == 400
     assert sync_env.blobs() == [] and sync_env.queue_count() == 0
+
+
+def test_a_big_body_with_a_bom_and_the_key_inside_is_stored_without_either(sync_env, seed_payload) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(dict(_big(seed_payload), apiKey=sync_env.api_key), indent=2).encode()
+    assert sync_env.post(body, key=None).status_code == 202
+    [data] = _blob_payloads(sync_env)
+    assert not data.startswith(b"\xef\xbb\xbf") and sync_env.api_key.encode() not in data
+    assert json.loads(data) == _big(seed_payload)
