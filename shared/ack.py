@@ -20,7 +20,7 @@ import azure.functions as func
 
 from shared import activitylog, jobs
 from shared.activity import Activity, Problem
-from shared.auth import key_matches, redact
+from shared.auth import key_matches, redact, redact_problems
 from shared.responses import error, json_response
 from shared.settings import Settings, SettingsError, current
 
@@ -169,11 +169,7 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
     # unless it may hold a key that must never be stored (spelled plainly, or escaped: then after decoding).
     may_hold_key = b"apiKey" in body or b"apiEndpoint" in body or b"\\u" in body
     early = _early_blob(cfg.storage, user, body) if user is not None and not may_hold_key else None
-    try:
-        checked = _checked(cfg, header_key, user, body, early)
-    except BaseException:
-        _discard_blob(cfg.storage, early)  # an unexpected error before any message names it
-        raise
+    checked = _checked(cfg, header_key, user, body, early)
     if isinstance(checked, func.HttpResponse):
         return checked
     user, payload, parsed, early = checked
@@ -189,44 +185,47 @@ _Checked = tuple[str, dict[str, Any], "Activity | Checked", "Future[str] | None"
 
 def _checked(cfg: Settings, header_key: str | None, user: str | None, body: bytes,
              early: Future[str] | None) -> func.HttpResponse | _Checked:
-    """Decode, identify a body-key caller, validate: a refusal, or what to accept (with the blob, if any)."""
-    payload, why = _decode(body)
-    if why is None and not isinstance(payload, dict):
-        why = f"body must be a JSON object, not {type(payload).__name__ if payload is not None else 'null'}"
-    if why is not None:
-        _discard_blob(cfg.storage, early)
-        if header_key is None:  # nobody proved who they are: say only that
-            return _unauthorized()
-        problems = [Problem("body", why)]
-        _record_rejected(cfg.storage, body[: 4 * activitylog.EXCERPT_CHARS].decode("utf-8", "replace"), problems,
-                         cfg.api_key, user or activitylog.OWNER, header_key)
-        return _problems(400, why, problems)
-    assert isinstance(payload, dict)
-    caller_key = header_key
-    if header_key is None:
-        body_key = payload.get("apiKey")
-        caller_key = body_key if isinstance(body_key, str) else None
-        user = _user_for(cfg, caller_key)
-        if user is None:
-            return _unauthorized()
-    had_keys = any(key in payload for key in DROPPED_KEYS)
-    assert early is None or not had_keys  # may_hold_key saw to that
-    for key in DROPPED_KEYS:  # stored without them: never the body as sent
-        payload.pop(key, None)
-    if early is None:
-        early = _early_blob(cfg.storage, user, body, strip_keys=had_keys)
+    """Decode, identify a body-key caller, validate: a refusal, or what to accept (with the blob, if any).
+
+    Whatever ends it before a message names the blob (a refusal, an unexpected error) deletes the blob:
+    `early`, or the one started here.
+    """
     try:
+        payload, why = _decode(body)
+        if why is None and not isinstance(payload, dict):
+            why = f"body must be a JSON object, not {type(payload).__name__ if payload is not None else 'null'}"
+        if why is not None:
+            _discard_blob(cfg.storage, early)
+            if header_key is None:  # nobody proved who they are: say only that
+                return _unauthorized()
+            problems = [Problem("body", why)]
+            _record_rejected(cfg.storage, body[: 4 * activitylog.EXCERPT_CHARS].decode("utf-8", "replace"),
+                             problems, cfg.api_key, user or activitylog.OWNER, header_key)
+            return _problems(400, why, problems)
+        assert isinstance(payload, dict)
+        caller_key = header_key
+        if header_key is None:
+            body_key = payload.get("apiKey")
+            caller_key = body_key if isinstance(body_key, str) else None
+            user = _user_for(cfg, caller_key)
+            if user is None:
+                return _unauthorized()
+        had_keys = any(key in payload for key in DROPPED_KEYS)
+        assert early is None or not had_keys  # may_hold_key saw to that
+        for key in DROPPED_KEYS:  # stored without them: never the body as sent
+            payload.pop(key, None)
+        if early is None:
+            early = _early_blob(cfg.storage, user, body, strip_keys=had_keys)
         parsed = _validate(payload, cfg.timezone, screen=early is not None)
+        if isinstance(parsed, list):
+            _discard_blob(cfg.storage, early)
+            parsed = redact_problems(parsed, cfg.api_key, caller_key)  # bad values are quoted in the messages
+            _record_rejected(cfg.storage, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), parsed,
+                             cfg.api_key, user, caller_key)
+            return _problems(400, "the activity has problems; nothing was queued", parsed)
     except BaseException:
         _discard_blob(cfg.storage, early)
         raise
-    if isinstance(parsed, list):
-        _discard_blob(cfg.storage, early)
-        parsed = [Problem(redact(p.field, cfg.api_key, caller_key), redact(p.message, cfg.api_key, caller_key))
-                  for p in parsed]  # bad values are quoted in the messages
-        _record_rejected(cfg.storage, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), parsed,
-                         cfg.api_key, user, caller_key)
-        return _problems(400, "the activity has problems; nothing was queued", parsed)
     return user, payload, parsed, early
 
 
@@ -271,7 +270,7 @@ def _record_rejected(storage: str, text: str, problems: list[Problem], api_key: 
                      user: str = activitylog.OWNER, caller_key: str | None = None) -> None:
     """Keep what was refused, so the owner sees what Zapier sent; no key ever lands in the table."""
     text = redact(text, api_key, caller_key)  # whole: the row's id is a hash of it
-    listed = [{k: redact(v, api_key, caller_key) for k, v in p.as_dict().items()} for p in problems]
+    listed = [p.as_dict() for p in redact_problems(problems, api_key, caller_key)]
     try:
         activitylog.record_rejected(storage, user, payload_text=text, problems=listed)
     except Exception:  # the caller's 400 is about their input: a log-write failure must not turn it into a 503

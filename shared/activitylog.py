@@ -233,12 +233,17 @@ def rejected_id(payload_text: str) -> str:
     return "rejected-" + hashlib.sha256(payload_text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
+def problems_text(problems: list[dict[str, str]]) -> str:
+    """Problems as one line (the row's error): `field: message; field: message`."""
+    return "; ".join(f"{p['field']}: {p['message']}" if p.get("field") else p["message"] for p in problems)
+
+
 def record_rejected(
     storage: str, user: str, *, payload_text: str, problems: list[dict[str, str]], source: str = "zapier"
 ) -> Entry:
     """Keep what was refused and why, with a bounded excerpt, so the owner can see what Zapier sent."""
     sync_id = rejected_id(payload_text)
-    message = "; ".join(f"{p['field']}: {p['message']}" if p.get("field") else p["message"] for p in problems)
+    message = problems_text(problems)
     entry = Entry(
         user=user, sync_id=sync_id, status="rejected", source=source, attempts=1,
         error=bounded(message, ERROR_CHARS), problems=problems[:50],

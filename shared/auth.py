@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.activity import Problem
 
 
 def key_matches(given: str | None, expected: str | None) -> bool:
@@ -51,3 +56,10 @@ def redact(text: str, *secrets: str | None) -> str:
         done = end
     out.append(text[done:])
     return "".join(out)
+
+
+def redact_problems(problems: Iterable[Problem], *secrets: str | None) -> list[Problem]:
+    """Problems with secrets redacted: their messages quote the bad values, which may be a key."""
+    from shared.activity import Problem
+
+    return [Problem(redact(p.field, *secrets), redact(p.message, *secrets)) for p in problems]

@@ -384,9 +384,9 @@ def _kinds(col: _Column, problems: _Problems) -> list[str]:
     return kinds
 
 
-def _screened(col: _Column | None, screen: bool) -> bool:
-    """Screen mode, and the column came as text that passes plaincolumns' screen: its values are left to the worker."""
-    return screen and col is not None and col.text is not None and plain_decimals(col.text)
+def _screened(col: _Column | None, screen: bool, passes: Callable[[str], bool] = plain_decimals) -> bool:
+    """Screen mode, and the column came as text that `passes` plaincolumns' screen: its values are the worker's."""
+    return screen and col is not None and col.text is not None and passes(col.text)
 
 
 def _times(col: _Column | None, problems: _Problems, screen: bool = False) -> list[float | None] | None:
@@ -441,8 +441,7 @@ def _path(inp: _Input, problems: _Problems, build: bool = True, screen: bool = F
     eles = (_UNCONVERTED if check and (_screened(ele, screen) or _matches(ele, "ele"))
             else _numbers(ele, problems, -MAX_ALTITUDE_M, MAX_ALTITUDE_M, "altitude (m)", optional=True)
             ) if ele else None
-    screened_kinds = screen and kind is not None and kind.text is not None and lowercase_words(kind.text)
-    kinds = _kinds(kind, problems) if kind and not screened_kinds else None
+    kinds = _kinds(kind, problems) if kind and not _screened(kind, screen, lowercase_words) else None
     if not complete or problems.items or lats is None or lons is None or times is None:
         return [], 0
     n = cols["t"].size  # type: ignore[union-attr]  # present: `complete` says so

@@ -340,14 +340,13 @@ class Syncer:
         """
         import json
 
-        from shared.auth import redact
+        from shared.auth import redact, redact_problems
 
         key = self.cfg.api_key  # an invited athlete's own key is known here only by its hash
         text = redact(json.dumps(self._payload, ensure_ascii=False, separators=(",", ":"))
                       [: 2 * activitylog.EXCERPT_CHARS], key)
-        listed = [{k: redact(v, key) for k, v in p.as_dict().items()} for p in problems]
-        reason = redact("; ".join(f"{p.field}: {p.message}" for p in problems), key)
-        return self._fail(job, entry, reason, status="rejected", problems=listed[:50],
+        listed = [p.as_dict() for p in redact_problems(problems, key)]
+        return self._fail(job, entry, activitylog.problems_text(listed), status="rejected", problems=listed[:50],
                           excerpt=activitylog.bounded(text, activitylog.EXCERPT_CHARS))
 
     def _fail(self, job: jobs.Job, entry: Entry | None, reason: str, *, status: str = "failed",
