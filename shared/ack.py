@@ -1,7 +1,9 @@
 """POST /api/runkeeper: check the key, validate, store the activity and answer 202 inside Zapier's second.
 
-The two storage writes (the log row's conditional insert and the queue message) run at the same time,
-because they dominate the answer's latency. Nothing here imports requests, gpxpy or a Strava module.
+One exact validation for every size, so a 400 names every problem; then the log row's conditional
+insert ("seen before?") and the queue message (the payload inline, or in a claim-check blob when too
+big), one after the other on this thread, so every log line stays tied to its invocation. Nothing
+here imports gpxpy or a Strava module.
 """
 
 from __future__ import annotations
@@ -9,9 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from shared.activity import Activity, Problem
 from shared.auth import key_matches, redact, redact_problems
 from shared.responses import error, json_response
 from shared.settings import Settings, SettingsError, current
+from shared.store import Storage
 
 if TYPE_CHECKING:
     from shared.runkeeper import Checked
@@ -34,8 +34,6 @@ DROPPED_KEYS = ("apiKey", "apiEndpoint")  # the original Code step's key and tar
 STALE_QUEUED = timedelta(minutes=10)
 
 log = logging.getLogger("shared.ack")
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 class Unavailable(Exception):
@@ -53,15 +51,6 @@ class Accepted:
 def settings() -> Settings:
     """Settings cached per process (see shared.settings.current)."""
     return current()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ack")
-    return _pool
 
 
 def _unauthorized() -> func.HttpResponse:
@@ -165,68 +154,48 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
     body = req.get_body() or b""
     if len(body) > MAX_BODY:
         return error(413, f"body is larger than {MAX_BODY // (1024 * 1024)} MB; nothing was stored")
-    # A caller known by the header: a big body starts on its way to its blob before it is even decoded,
-    # unless it may hold a key that must never be stored (spelled plainly, or escaped: then after decoding).
-    may_hold_key = b"apiKey" in body or b"apiEndpoint" in body or b"\\u" in body
-    early = _early_blob(cfg.storage, user, body) if user is not None and not may_hold_key else None
-    checked = _checked(cfg, header_key, user, body, early)
+    checked = _checked(cfg, header_key, user, body)
     if isinstance(checked, func.HttpResponse):
         return checked
-    user, payload, parsed, early = checked
-    outcome = accept(cfg.storage, user, payload, parsed, cfg.timezone, blob=early)
+    user, payload, parsed = checked
+    outcome = accept(cfg.storage, user, payload, parsed, cfg.timezone)
     answer: dict[str, Any] = {"id": outcome.sync_id, "status": outcome.status}
     if outcome.activity_id:
         answer["activity_id"] = outcome.activity_id
     return json_response(outcome.status_code, answer)
 
 
-_Checked = tuple[str, dict[str, Any], "Activity | Checked", "Future[str] | None"]
-
-
-def _checked(cfg: Settings, header_key: str | None, user: str | None, body: bytes,
-             early: Future[str] | None) -> func.HttpResponse | _Checked:
-    """Decode, identify a body-key caller, validate: a refusal, or what to accept (with the blob, if any).
-
-    Whatever ends it before a message names the blob (a refusal, an unexpected error) deletes the blob:
-    `early`, or the one started here.
-    """
-    try:
-        payload, why = _decode(body)
-        if why is None and not isinstance(payload, dict):
-            why = f"body must be a JSON object, not {type(payload).__name__ if payload is not None else 'null'}"
-        if why is not None:
-            _discard_blob(cfg.storage, early)
-            if header_key is None:  # nobody proved who they are: say only that
-                return _unauthorized()
-            problems = [Problem("body", why)]
-            _record_rejected(cfg.storage, body[: 4 * activitylog.EXCERPT_CHARS].decode("utf-8", "replace"),
-                             problems, cfg.api_key, user or activitylog.OWNER, header_key)
-            return _problems(400, why, problems)
-        assert isinstance(payload, dict)
-        caller_key = header_key
-        if header_key is None:
-            body_key = payload.get("apiKey")
-            caller_key = body_key if isinstance(body_key, str) else None
-            user = _user_for(cfg, caller_key)
-            if user is None:
-                return _unauthorized()
-        had_keys = any(key in payload for key in DROPPED_KEYS)
-        assert early is None or not had_keys  # may_hold_key saw to that
-        for key in DROPPED_KEYS:  # stored without them: never the body as sent
-            payload.pop(key, None)
-        if early is None:
-            early = _early_blob(cfg.storage, user, body, strip_keys=had_keys)
-        parsed = _validate(payload, cfg.timezone, screen=early is not None)
-        if isinstance(parsed, list):
-            _discard_blob(cfg.storage, early)
-            parsed = redact_problems(parsed, cfg.api_key, caller_key)  # bad values are quoted in the messages
-            _record_rejected(cfg.storage, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), parsed,
-                             cfg.api_key, user, caller_key)
-            return _problems(400, "the activity has problems; nothing was queued", parsed)
-    except BaseException:
-        _discard_blob(cfg.storage, early)
-        raise
-    return user, payload, parsed, early
+def _checked(cfg: Settings, header_key: str | None, user: str | None,
+             body: bytes) -> func.HttpResponse | tuple[str, dict[str, Any], Activity | Checked]:
+    """Decode, identify a body-key caller, validate: a refusal, or (user, payload without keys, what to log)."""
+    payload, why = _decode(body)
+    if why is None and not isinstance(payload, dict):
+        why = f"body must be a JSON object, not {type(payload).__name__ if payload is not None else 'null'}"
+    if why is not None:
+        if header_key is None:  # nobody proved who they are: say only that
+            return _unauthorized()
+        problems = [Problem("body", why)]
+        _record_rejected(cfg.storage, body[: 4 * activitylog.EXCERPT_CHARS].decode("utf-8", "replace"),
+                         problems, cfg.api_key, user or activitylog.OWNER, header_key)
+        return _problems(400, why, problems)
+    assert isinstance(payload, dict)
+    caller_key = header_key
+    if header_key is None:
+        body_key = payload.get("apiKey")
+        caller_key = body_key if isinstance(body_key, str) else None
+        user = _user_for(cfg, caller_key)
+        if user is None:
+            return _unauthorized()
+    assert user is not None
+    for key in DROPPED_KEYS:  # stored without them: never the body as sent
+        payload.pop(key, None)
+    parsed = validate(payload, cfg.timezone)
+    if isinstance(parsed, list):
+        parsed = redact_problems(parsed, cfg.api_key, caller_key)  # bad values are quoted in the messages
+        _record_rejected(cfg.storage, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), parsed,
+                         cfg.api_key, user, caller_key)
+        return _problems(400, "the activity has problems; nothing was queued", parsed)
+    return user, payload, parsed
 
 
 def _user_for(cfg: Settings, key: str | None) -> str | None:
@@ -243,12 +212,15 @@ def _user_for(cfg: Settings, key: str | None) -> str | None:
     return caller.user if caller is not None else None
 
 
-def _validate(payload: dict[str, Any], timezone: str, *, screen: bool = False) -> Activity | Checked | list[Problem]:
-    """Problems, or what to log as queued. `screen`: the payload is too big for a message; its point values
-    are screened, not checked one by one (see check_payload): the worker finds what the screen lets by."""
+def validate(payload: dict[str, Any], timezone: str) -> Activity | Checked | list[Problem]:
+    """Every problem with a payload, or what to log as queued; also checks a corrected payload sent on retry.
+
+    A payload with a path is checked, not built (the worker builds it); one without is converted here, so
+    a manual activity Strava would refuse is a 400 now rather than a failure later.
+    """
     from shared.runkeeper import check_payload, parse_payload
 
-    checked = check_payload(payload, timezone, screen=screen)  # the path is checked, not built: the worker builds it
+    checked = check_payload(payload, timezone)
     if isinstance(checked, list) or checked.points >= 2:
         return checked
     parsed = parse_payload(payload, timezone)
@@ -263,10 +235,7 @@ def _validate(payload: dict[str, Any], timezone: str, *, screen: bool = False) -
     return parsed
 
 
-validate = _validate  # public: a corrected payload sent on retry (shared.replay) is checked the same way
-
-
-def _record_rejected(storage: str, text: str, problems: list[Problem], api_key: str | None,
+def _record_rejected(storage: Storage, text: str, problems: list[Problem], api_key: str | None,
                      user: str = activitylog.OWNER, caller_key: str | None = None) -> None:
     """Keep what was refused, so the owner sees what Zapier sent; no key ever lands in the table."""
     text = redact(text, api_key, caller_key)  # whole: the row's id is a hash of it
@@ -289,52 +258,13 @@ def _entry(user: str, sync_id: str, activity: Activity, sport_type: str, timezon
     )
 
 
-def _early_blob(storage: str, user: str, body: bytes, *, strip_keys: bool = False) -> Future[str] | None:
-    """A payload too big for a message goes to its claim-check blob while it is being decoded and validated.
+def accept(storage: Storage, user: str, payload: dict[str, Any], activity: Activity | Checked,
+           timezone: str) -> Accepted:
+    """Log the activity as `queued`, then queue it; a replay gets its current status instead.
 
-    The upload waits on the network and the decoding and validation on the CPU, so they overlap (60,000
-    points: the ~15 ms upload disappears). The body is stored as sent (without a UTF-8 BOM, as the worker
-    reads it); `strip_keys` (a decoded body with apiKey/apiEndpoint): without those members, cut out of
-    the text rather than re-encoded (shared.jsontext).
-    """
-    if len(body) <= jobs.INLINE_LIMIT:
-        return None
-    data = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
-    if strip_keys:
-        from shared.jsontext import without_members
-
-        data = without_members(data, DROPPED_KEYS)
-    started = threading.Event()
-
-    def upload() -> str:
-        started.set()  # this thread keeps the GIL until the upload blocks on the socket
-        return jobs.put_payload(storage, user, data)
-
-    blob = _executor().submit(upload)
-    # Wait for the thread to start: otherwise json.loads (~3 ms in C, GIL held) and the checks run first
-    # and the upload starts ~5 ms late (one switch interval): 60,000 points, 21 -> 15 ms (bench/ack.py).
-    started.wait(sys.getswitchinterval())  # no longer: past one interval the thread would have run anyway
-    return blob
-
-
-def _discard_blob(storage: str, blob: Future[str] | None) -> None:
-    """Delete an early blob that no message will name (the payload was refused, or the message not sent)."""
-    if blob is None:
-        return
-    try:
-        name = blob.result()
-    except Exception:
-        return  # it was never written
-    _quietly(jobs.delete_payload, storage, name)
-
-
-def accept(
-    storage: str, user: str, payload: dict[str, Any], activity: Activity | Checked, timezone: str,
-    blob: Future[str] | None = None,
-) -> Accepted:
-    """Log the activity as `queued` and queue it, both at once; a replay gets its current status instead.
-
-    `blob`: the payload's claim-check blob, already on its way (see _early_blob).
+    The row first: its conditional insert says whether this activity was seen before, so a replay of
+    a synced run sends no message at all. A message that cannot be sent takes our new row back, so
+    Zapier's retry (after the 503) is accepted as new.
     """
     from shared.sports import strava_sport
     from shared.syncid import sync_id as make_sync_id
@@ -343,57 +273,46 @@ def accept(
         points = len(activity.points)
     else:
         activity, points = activity.activity, activity.points
+    sport = strava_sport(activity.type, activity.equipment, activity.secondary_type)
+    sid = make_sync_id(activity.start, sport.sport_type)
+    job = jobs.Job(sync_id=sid, user=user, source="zapier", payload=payload)
     try:
-        sport = strava_sport(activity.type, activity.equipment, activity.secondary_type)
-        sid = make_sync_id(activity.start, sport.sport_type)
-        entry = _entry(user, sid, activity, sport.sport_type, timezone, points)
-        job = jobs.Job(sync_id=sid, user=user, source="zapier", payload=payload)
-        row: Future[activitylog.Entry | None] = _executor().submit(activitylog.create, storage, entry)
-    except BaseException:
-        _discard_blob(storage, blob)  # no message names it yet
-        raise
-    sent: jobs.Sent | None = None
-    send_error: Exception | None = None
-    try:
-        if blob is not None:
-            job = job.again(payload=None, blob=blob.result())
-        sent = jobs.send(storage, job)
+        created = activitylog.create(storage, _entry(user, sid, activity, sport.sport_type, timezone, points))
     except Exception as exc:
-        send_error = exc
-        _discard_blob(storage, blob)
-    try:
-        created = row.result()
-    except Exception as exc:
-        if sent is not None:
-            _quietly(jobs.retract, storage, sent)
         log.warning("activity log unavailable (sync_id=%s): %s", sid, type(exc).__name__)
         raise Unavailable("storage is unavailable; the activity was not stored, retry later") from None
-
-    if created is not None:
-        if send_error is None:
-            return Accepted(202, sid, "queued")
+    if created is None:
+        return _replay(storage, user, sid, job)
+    try:
+        jobs.send(storage, job)
+    except Exception as exc:
         _quietly(_forget, storage, created)
-        log.warning("queue unavailable (sync_id=%s): %s", sid, type(send_error).__name__)
-        raise Unavailable("storage is unavailable; the activity was not queued, retry later")
-    return _replay(storage, user, sid, sent, send_error)
+        log.warning("queue unavailable (sync_id=%s): %s", sid, type(exc).__name__)
+        raise Unavailable("storage is unavailable; the activity was not queued, retry later") from None
+    return Accepted(202, sid, "queued")
 
 
-def _replay(
-    storage: str, user: str, sid: str, sent: jobs.Sent | None, send_error: Exception | None
-) -> Accepted:
-    """The row existed: answer with its status, keep our message only where it is needed."""
+def _replay(storage: Storage, user: str, sid: str, job: jobs.Job) -> Accepted:
+    """The row existed: answer with its status; queue the activity again only where it needs it.
+
+    The message goes before the row says `queued` (a row that says so without a message would wait for
+    STALE_QUEUED), and is taken back if the row turns out not to need it after all.
+    """
+    sent: jobs.Sent | None = None
     for _ in range(5):
         current = activitylog.get(storage, user, sid)
         if current is None:
             break
-        needs_message = current.status in activitylog.RETRYABLE or _stale(current)
-        if not needs_message:
+        if not (current.status in activitylog.RETRYABLE or _stale(current)):
             if sent is not None:
                 _quietly(jobs.retract, storage, sent)
             return Accepted(200, sid, current.status, current.activity_id)
         if sent is None:
-            log.warning("queue unavailable (sync_id=%s): %s", sid, type(send_error).__name__)
-            raise Unavailable("storage is unavailable; the activity was not queued, retry later")
+            try:
+                sent = jobs.send(storage, job)
+            except Exception as exc:
+                log.warning("queue unavailable (sync_id=%s): %s", sid, type(exc).__name__)
+                raise Unavailable("storage is unavailable; the activity was not queued, retry later") from None
         try:
             activitylog.save(
                 storage, current, status="queued", source="zapier", error=None, next_try=None,
@@ -414,7 +333,7 @@ def _stale(entry: activitylog.Entry) -> bool:
     )
 
 
-def _forget(storage: str, entry: activitylog.Entry) -> None:
+def _forget(storage: Storage, entry: activitylog.Entry) -> None:
     """Undo our own `queued` row when its message could not be sent, so a replay is not told "queued"."""
     from azure.core import MatchConditions
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared import store
+from shared.store import Storage
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -152,7 +153,7 @@ def from_entity(entity: Any) -> Entry:
     return Entry(**kwargs, etag=metadata.get("etag"))
 
 
-def table(storage: str) -> TableClient:
+def table(storage: Storage) -> TableClient:
     return store.table(storage, store.ACTIVITY_LOG_TABLE)
 
 
@@ -173,7 +174,7 @@ def log_change(entry: Entry) -> None:
     )
 
 
-def get(storage: str, user: str, sync_id: str) -> Entry | None:
+def get(storage: Storage, user: str, sync_id: str) -> Entry | None:
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
@@ -182,21 +183,21 @@ def get(storage: str, user: str, sync_id: str) -> Entry | None:
         return None
 
 
-def create(storage: str, entry: Entry) -> Entry | None:
+def create(storage: Storage, entry: Entry) -> Entry | None:
     """Insert only if absent; None when the row already exists (the insert answers "seen before?" itself)."""
-    from shared.storagehttp import insert_entity  # the ack's path: one signed request, no SDK (see there)
+    from azure.core.exceptions import ResourceExistsError
 
     now = utcnow()
     entry = replace(entry, created=entry.created or now, updated=now)
-    etag = insert_entity(storage, store.ACTIVITY_LOG_TABLE, to_entity(entry))
-    if etag is None:
+    try:
+        entry.etag = table(storage).create_entity(to_entity(entry)).get("etag")
+    except ResourceExistsError:
         return None
-    entry.etag = etag
     log_change(entry)
     return entry
 
 
-def save(storage: str, entry: Entry, **changes: Any) -> Entry:
+def save(storage: Storage, entry: Entry, **changes: Any) -> Entry:
     """Write `entry` with `changes` if nobody changed the row since `entry` was read; else raise Conflict."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -216,7 +217,7 @@ def save(storage: str, entry: Entry, **changes: Any) -> Entry:
     return new
 
 
-def put(storage: str, entry: Entry) -> Entry:
+def put(storage: Storage, entry: Entry) -> Entry:
     """Unconditional write (insert or merge), for callers that own the row outright, such as a CLI fix-up."""
     now = utcnow()
     entry = replace(entry, created=entry.created or now, updated=now)
@@ -239,7 +240,7 @@ def problems_text(problems: list[dict[str, str]]) -> str:
 
 
 def record_rejected(
-    storage: str, user: str, *, payload_text: str, problems: list[dict[str, str]], source: str = "zapier"
+    storage: Storage, user: str, *, payload_text: str, problems: list[dict[str, str]], source: str = "zapier"
 ) -> Entry:
     """Keep what was refused and why, with a bounded excerpt, so the owner can see what Zapier sent."""
     sync_id = rejected_id(payload_text)
@@ -268,7 +269,7 @@ def record_rejected(
 
 
 def list_activities(
-    storage: str, user: str, status: str | None = None, since: datetime | None = None, limit: int = 50
+    storage: Storage, user: str, status: str | None = None, since: datetime | None = None, limit: int = 50
 ) -> list[Entry]:
     """Newest first (by start, or arrival for rows without one); `status` and `since` are filtered server-side."""
     if status is not None and status not in STATUSES:

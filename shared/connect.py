@@ -19,6 +19,7 @@ from shared import oauthstate, users
 from shared.auth import key_matches
 from shared.responses import error, html_page, redirect
 from shared.settings import Settings, SettingsError, load
+from shared.store import Storage
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def _read_note(granted: set[str]) -> str:
 _ASK_AGAIN = "Ask the owner of this app for a new invitation."
 
 
-def _athlete_connected(storage: str, caller: users.Caller, answer: dict[str, object], scopes: str,
+def _athlete_connected(storage: Storage, caller: users.Caller, answer: dict[str, object], scopes: str,
                        granted: set[str]) -> func.HttpResponse:
     """An invited athlete (shown their new personal key, once) or one reconnecting with their own key."""
     from shared.tokens import save_connection

@@ -21,6 +21,7 @@ from shared.export import Export, MemberError, member_stem
 from shared.gpxfile import GpxError, GpxFile, read_gpx
 from shared.naming import activity_name
 from shared.sports import strava_sport, type_from_gpx_name
+from shared.store import Storage
 from shared.syncid import external_id, sync_id, sync_id_from_external_id
 
 log = logging.getLogger("shared.importer")
@@ -444,7 +445,7 @@ class _Work:
 class Importer:
     """Runs a Plan against Strava and the activity log; `wait=False` stops at the rate limit instead of sleeping."""
 
-    def __init__(self, client: Any, storage: str, *, user: str = activitylog.OWNER, export: Export | None = None,
+    def __init__(self, client: Any, storage: Storage, *, user: str = activitylog.OWNER, export: Export | None = None,
                  wait: bool = True, retry_failed: bool = False, progress: Progress | None = None,
                  clock: Clock = _utcnow, sleep: Sleep | None = None) -> None:
         import time

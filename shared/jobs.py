@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared import store
-from shared.storagehttp import put_blob, put_message  # signed HTTP, no SDK on the ack's path (see there)
+from shared.store import Storage
 
 VERSION = 1
 # 64 KiB per message after base64 (4/3): 48 KiB of raw bytes, minus a margin for the envelope.
@@ -104,7 +104,7 @@ def peek_id(body: bytes | str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def prepare(storage: str, job: Job) -> tuple[Job, bytes]:
+def prepare(storage: Storage, job: Job) -> tuple[Job, bytes]:
     """The message body for `job`, moving its payload to a blob first when it would not fit inline."""
     if job.blob is not None:
         return job, encode(job)
@@ -117,22 +117,26 @@ def prepare(storage: str, job: Job) -> tuple[Job, bytes]:
     return job, encode(job)
 
 
-def put_payload(storage: str, user: str, data: bytes, sync_id: str | None = None) -> str:
+def put_payload(storage: Storage, user: str, data: bytes, sync_id: str | None = None) -> str:
     """Store a payload (JSON bytes) as a claim-check blob; its name is unique, so a replay never overwrites one."""
+    from azure.storage.blob import ContentSettings
+
     name = f"{user}/{sync_id or 'incoming'}/{os.urandom(16).hex()}.json"  # not uuid: it imports platform
-    put_blob(storage, store.PAYLOAD_CONTAINER, name, data)
+    store.container(storage, store.PAYLOAD_CONTAINER).upload_blob(
+        name, data, overwrite=True, content_settings=ContentSettings(content_type="application/json"))
     return name
 
 
-def send(storage: str, job: Job, delay: float = 0) -> Sent:
+def send(storage: Storage, job: Job, delay: float = 0) -> Sent:
     """Queue `job` (inline or via a blob), invisible for `delay` seconds. Messages never expire on their own."""
     job, body = prepare(storage, job)
     visibility = max(0, min(math.ceil(delay), MAX_VISIBILITY))  # whole seconds; never sooner than asked
-    message_id, pop_receipt = put_message(storage, store.ACTIVITY_QUEUE, body, visibility or None)
-    return Sent(message_id=message_id, pop_receipt=pop_receipt, blob=job.blob)
+    message = store.queue(storage, store.ACTIVITY_QUEUE).send_message(
+        body, visibility_timeout=visibility or None, time_to_live=-1)
+    return Sent(message_id=message.id, pop_receipt=message.pop_receipt, blob=job.blob)
 
 
-def retract(storage: str, sent: Sent, *, delete_blob: bool = True) -> None:
+def retract(storage: Storage, sent: Sent, *, delete_blob: bool = True) -> None:
     """Take back a message we sent (and its blob). A worker may already hold it: then it is simply left."""
     from azure.core.exceptions import HttpResponseError
 
@@ -144,7 +148,7 @@ def retract(storage: str, sent: Sent, *, delete_blob: bool = True) -> None:
         delete_payload(storage, sent.blob)
 
 
-def load_payload(storage: str, job: Job) -> dict[str, Any]:
+def load_payload(storage: Storage, job: Job) -> dict[str, Any]:
     if job.payload is not None:
         return job.payload
     from azure.core.exceptions import ResourceNotFoundError
@@ -163,7 +167,7 @@ def load_payload(storage: str, job: Job) -> dict[str, Any]:
     return payload
 
 
-def delete_payload(storage: str, blob: str | None) -> None:
+def delete_payload(storage: Storage, blob: str | None) -> None:
     """Remove a claim-check blob; already gone is fine."""
     if not blob:
         return

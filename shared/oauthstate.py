@@ -13,6 +13,7 @@ import time
 from typing import Literal
 
 from shared import store
+from shared.store import Storage
 
 PARTITION = "state"
 TTL_SECONDS = 600
@@ -22,7 +23,7 @@ _VALID = re.compile(r"[A-Za-z0-9_-]{16,128}")
 StateCheck = Literal["ok", "unknown", "used", "expired"]
 
 
-def create_state(storage: str, *, now: float | None = None, ttl: int = TTL_SECONDS) -> str:
+def create_state(storage: Storage, *, now: float | None = None, ttl: int = TTL_SECONDS) -> str:
     now = time.time() if now is None else now
     state = secrets.token_urlsafe(32)
     store.table(storage, store.OAUTH_STATE_TABLE).create_entity({
@@ -32,7 +33,7 @@ def create_state(storage: str, *, now: float | None = None, ttl: int = TTL_SECON
     return state
 
 
-def consume_state(storage: str, state: str | None, *, now: float | None = None) -> StateCheck:
+def consume_state(storage: Storage, state: str | None, *, now: float | None = None) -> StateCheck:
     """Mark the state used; "ok" only for the first use of a known state before it expires."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -59,7 +60,7 @@ def consume_state(storage: str, state: str | None, *, now: float | None = None) 
     return "ok"
 
 
-def purge(storage: str, *, now: float | None = None, limit: int = 100) -> int:
+def purge(storage: Storage, *, now: float | None = None, limit: int = 100) -> int:
     """Delete states that expired over an hour ago (bounded work per call); answers how many went."""
     from azure.core.exceptions import ResourceNotFoundError
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import activitylog, jobs, store
+from shared.store import Storage
 
 KEPT_PREFIX = "failed/"
 
@@ -45,11 +46,11 @@ def kept_name(user: str, sync_id: str) -> str:
     return f"{KEPT_PREFIX}{user}/{sync_id}.json"
 
 
-def _container(storage: str) -> Any:
+def _container(storage: Storage) -> Any:
     return store.container(storage, store.PAYLOAD_CONTAINER)
 
 
-def keep_failed(storage: str, user: str, sync_id: str, *, payload: dict[str, Any] | None = None,
+def keep_failed(storage: Storage, user: str, sync_id: str, *, payload: dict[str, Any] | None = None,
                 blob: str | None = None) -> bool:
     """Keep a failed activity's payload (given, or read from the message's blob) for a retry. Best effort.
 
@@ -73,22 +74,22 @@ def keep_failed(storage: str, user: str, sync_id: str, *, payload: dict[str, Any
     return True
 
 
-def discard(storage: str, user: str, sync_id: str, blob: str | None) -> None:
+def discard(storage: Storage, user: str, sync_id: str, blob: str | None) -> None:
     """Delete a message's blob once its payload is kept (or not needed), never the kept copy itself."""
     if blob and blob != kept_name(user, sync_id):
         jobs.delete_payload(storage, blob)
 
 
-def drop_kept(storage: str, user: str, sync_id: str) -> None:
+def drop_kept(storage: Storage, user: str, sync_id: str) -> None:
     """The activity is on Strava (or superseded): its kept payload is no longer needed."""
     jobs.delete_payload(storage, kept_name(user, sync_id))
 
 
-def has_kept(storage: str, user: str, sync_id: str) -> bool:
+def has_kept(storage: Storage, user: str, sync_id: str) -> bool:
     return bool(_container(storage).get_blob_client(kept_name(user, sync_id)).exists())
 
 
-def retry(storage: str, user: str, sync_id: str, *, timezone: str,
+def retry(storage: Storage, user: str, sync_id: str, *, timezone: str,
           payload: dict[str, Any] | None = None) -> Retried:
     """Queue `sync_id` of `user` again: with its kept payload, or with a corrected `payload`."""
     entry = activitylog.get(storage, user, sync_id)
@@ -113,7 +114,7 @@ def retry(storage: str, user: str, sync_id: str, *, timezone: str,
     return _requeue(storage, entry)
 
 
-def _requeue(storage: str, entry: activitylog.Entry) -> Retried:
+def _requeue(storage: Storage, entry: activitylog.Entry) -> Retried:
     try:
         # A failed upload is sent afresh; if Strava has it after all, its "duplicate" then counts as ours.
         queued = activitylog.save(storage, entry, status="queued", error=None, next_try=None, lease_until=None,
@@ -138,7 +139,7 @@ def _requeue(storage: str, entry: activitylog.Entry) -> Retried:
     return Retried(202, entry.sync_id, "queued", entry.sync_id)
 
 
-def _corrected(storage: str, entry: activitylog.Entry, payload: dict[str, Any], timezone: str) -> Retried:
+def _corrected(storage: Storage, entry: activitylog.Entry, payload: dict[str, Any], timezone: str) -> Retried:
     """Validate the corrected payload like the ack does, queue it, and retire the row it corrects."""
     from shared.ack import DROPPED_KEYS, Unavailable, accept, validate
 
@@ -164,7 +165,7 @@ def _corrected(storage: str, entry: activitylog.Entry, payload: dict[str, Any], 
                    replaced)
 
 
-def _retire(storage: str, entry: activitylog.Entry) -> None:
+def _retire(storage: Storage, entry: activitylog.Entry) -> None:
     """The corrected activity has its own row now: the one it corrects (and its kept payload) goes."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -177,7 +178,7 @@ def _retire(storage: str, entry: activitylog.Entry) -> None:
     drop_kept(storage, entry.user, entry.sync_id)
 
 
-def retry_all_failed(storage: str, user: str, *, timezone: str) -> tuple[list[Retried], list[tuple[str, str]]]:
+def retry_all_failed(storage: Storage, user: str, *, timezone: str) -> tuple[list[Retried], list[tuple[str, str]]]:
     """Every failed activity of `user` queued again; (retried, [(sync id, why not)])."""
     done: list[Retried] = []
     refused: list[tuple[str, str]] = []

@@ -15,7 +15,6 @@ from functools import cache
 from typing import NamedTuple
 
 from shared.activity import POINT_KINDS, Activity, HeartRate, Point, Problem
-from shared.plaincolumns import lowercase_words, plain_decimals
 
 ACTIVITY_KEYS_DROPPED = ("apiKey", "apiEndpoint")
 
@@ -384,16 +383,9 @@ def _kinds(col: _Column, problems: _Problems) -> list[str]:
     return kinds
 
 
-def _screened(col: _Column | None, screen: bool, passes: Callable[[str], bool] = plain_decimals) -> bool:
-    """Screen mode, and the column came as text that `passes` plaincolumns' screen: its values are the worker's."""
-    return screen and col is not None and col.text is not None and passes(col.text)
-
-
-def _times(col: _Column | None, problems: _Problems, screen: bool = False) -> list[float | None] | None:
+def _times(col: _Column | None, problems: _Problems) -> list[float | None] | None:
     if col is None:
         return None
-    if _screened(col, screen):
-        return _UNCONVERTED
     values = _numbers(col, problems, 0.0, MAX_SECONDS, "timestamp (seconds from the start)")
     _not_backwards(col, values, problems)
     return values
@@ -412,11 +404,8 @@ def _require(cols: Mapping[str, _Column | None], required: tuple[str, ...], what
     return _same_length(present[0], present[1:], problems) and ok
 
 
-def _path(inp: _Input, problems: _Problems, build: bool = True, screen: bool = False) -> tuple[list[Point], int]:
-    """The path's points (built only if `build`) and how many there are; ([], 0) when it has problems.
-
-    `screen` (never with `build`): text columns that pass plaincolumns' screen are not checked value by value.
-    """
+def _path(inp: _Input, problems: _Problems, build: bool = True) -> tuple[list[Point], int]:
+    """The path's points (built only if `build`) and how many there are; ([], 0) when it has problems."""
     cols: dict[str, _Column | None] = {f: _column(inp, f, problems) for f in ("lat", "lon", "t", "ele", "kind")}
     if inp.has("path"):
         if any(cols.values()):
@@ -433,15 +422,15 @@ def _path(inp: _Input, problems: _Problems, build: bool = True, screen: bool = F
     complete = _require(cols, ("lat", "lon", "t"), "a path needs latitude, longitude and timestamp", problems)
     lat, lon, ele, kind = cols["lat"], cols["lon"], cols["ele"], cols["kind"]
     check = not build  # only validity is wanted: a column whose text matches its pattern is not converted
-    lats = (_UNCONVERTED if check and (_screened(lat, screen) or _matches(lat, "lat"))
+    lats = (_UNCONVERTED if check and _matches(lat, "lat")
             else _numbers(lat, problems, -90.0, 90.0, "latitude")) if lat else None
-    lons = (_UNCONVERTED if check and (_screened(lon, screen) or _matches(lon, "lon"))
+    lons = (_UNCONVERTED if check and _matches(lon, "lon")
             else _numbers(lon, problems, -180.0, 180.0, "longitude")) if lon else None
-    times = _times(cols["t"], problems, screen)
-    eles = (_UNCONVERTED if check and (_screened(ele, screen) or _matches(ele, "ele"))
+    times = _times(cols["t"], problems)
+    eles = (_UNCONVERTED if check and _matches(ele, "ele")
             else _numbers(ele, problems, -MAX_ALTITUDE_M, MAX_ALTITUDE_M, "altitude (m)", optional=True)
             ) if ele else None
-    kinds = _kinds(kind, problems) if kind and not _screened(kind, screen, lowercase_words) else None
+    kinds = _kinds(kind, problems) if kind else None
     if not complete or problems.items or lats is None or lons is None or times is None:
         return [], 0
     n = cols["t"].size  # type: ignore[union-attr]  # present: `complete` says so
@@ -451,7 +440,7 @@ def _path(inp: _Input, problems: _Problems, build: bool = True, screen: bool = F
     return list(map(Point, lats, lons, eles or [None] * n, times, kinds or ["gps"] * n)), n
 
 
-def _heart_rate(inp: _Input, problems: _Problems, build: bool = True, screen: bool = False) -> list[HeartRate]:
+def _heart_rate(inp: _Input, problems: _Problems, build: bool = True) -> list[HeartRate]:
     cols: dict[str, _Column | None] = {f: _column(inp, f, problems) for f in ("hr_t", "hr_bpm")}
     if inp.has("hr"):
         key = inp.name("hr")
@@ -470,9 +459,9 @@ def _heart_rate(inp: _Input, problems: _Problems, build: bool = True, screen: bo
         else:
             cols["hr_bpm"] = _column(inp, "hr", problems)
     complete = _require(cols, ("hr_t", "hr_bpm"), "heart rate needs timestamps and bpm", problems)
-    times = _times(cols["hr_t"], problems, screen)
+    times = _times(cols["hr_t"], problems)
     bpm = cols["hr_bpm"]
-    bpms = (_UNCONVERTED if not build and (_screened(bpm, screen) or _matches(bpm, "hr_bpm"))
+    bpms = (_UNCONVERTED if not build and _matches(bpm, "hr_bpm")
             else _numbers(bpm, problems, 0.0, MAX_BPM, "heart rate (bpm)")) if bpm else None
     if not complete or problems.items or times is None or bpms is None or not build:
         return []
@@ -587,30 +576,16 @@ def parse_payload(payload: Mapping[str, object], timezone: str = "Europe/London"
     return parsed if isinstance(parsed, list) else parsed.activity
 
 
-def check_payload(
-    payload: Mapping[str, object], timezone: str = "Europe/London", *, screen: bool = False
-) -> Checked | list[Problem]:
+def check_payload(payload: Mapping[str, object], timezone: str = "Europe/London") -> Checked | list[Problem]:
     """The same verdict as parse_payload, without building points and heart-rate samples.
 
     For the HTTP ack, which answers within Zapier's second and only needs to know the payload is valid:
     at 60,000 points building them costs ~5x the checks (see bench/ack.py).
-
-    `screen`: for payloads too big for a queue message, whose exact checks would cost more than the ack's
-    storage writes. Everything but the path and heart-rate values is checked exactly; text columns whose
-    characters pass shared.plaincolumns are not checked value by value (ranges, order, unknown point
-    types are then the worker's to find). Problems, when there are any, are always parse_payload's whole
-    list; only a Checked answer may be rejected later.
     """
-    if not screen:
-        return _parse(payload, timezone, build=False)
-    screened = _parse(payload, timezone, build=False, screen=True)
-    return screened if isinstance(screened, Checked) else _parse(payload, timezone, build=False)
+    return _parse(payload, timezone, build=False)
 
 
-def _parse(
-    payload: Mapping[str, object], timezone: str, *, build: bool, screen: bool = False
-) -> Checked | list[Problem]:
-    assert not (build and screen), "a screened column is not converted: nothing to build points from"
+def _parse(payload: Mapping[str, object], timezone: str, *, build: bool) -> Checked | list[Problem]:
     if not isinstance(payload, Mapping):
         return [Problem("payload", f"must be a JSON object, not {_kind_of(payload)}")]
     problems = _Problems()
@@ -628,8 +603,8 @@ def _parse(
     duration = _scalar(inp, "duration", problems, MAX_SECONDS, "duration (s)", clock=True)
     calories = _scalar(inp, "calories", problems, MAX_CALORIES, "calories")
     climb = _scalar(inp, "climb", problems, MAX_CLIMB_M, "climb (m)")
-    points, count = _path(inp, problems, build, screen)
-    heart_rate = _heart_rate(inp, problems, build, screen)
+    points, count = _path(inp, problems, build)
+    heart_rate = _heart_rate(inp, problems, build)
     found = problems.finish()
     if found or type_ is None or start is None:
         return found or [Problem(_DEFAULT_NAMES["type"], "is missing")]

@@ -9,13 +9,23 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from shared import store
+from shared.store import Storage, StorageSettingsError
+
 DEFAULT_STRAVA_BASE_URL = "https://www.strava.com"
 DEFAULT_TIMEZONE = "Europe/London"
-DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 
 # name -> (required, description): the single list README, the example file and infra are checked against.
 SETTINGS: dict[str, tuple[bool, str]] = {
-    "AzureWebJobsStorage": (True, "Storage connection string (queues, tables, blobs)"),
+    store.CONNECTION: (False, "Storage connection string (local runs, Azurite); in Azure, the identity-based "
+                              "settings below instead (one of the two forms is required)"),
+    store.ACCOUNT_NAME: (False, "Identity-based storage: the account name (or the three service URIs below)"),
+    store.SERVICE_URIS["blob"]: (False, "Identity-based storage: https URL of the blob service"),
+    store.SERVICE_URIS["queue"]: (False, "Identity-based storage: https URL of the queue service"),
+    store.SERVICE_URIS["table"]: (False, "Identity-based storage: https URL of the table service"),
+    store.CREDENTIAL: (False, "managedidentity: use only the platform's managed identity (unset: the default "
+                              "chain, e.g. `az login` for the command line)"),
+    store.CLIENT_ID: (False, "Client id of the user-assigned managed identity"),
     "SYNC_API_KEY": (True, "Key Zapier and the owner send as X-Api-Key"),
     "STRAVA_CLIENT_ID": (True, "Strava API application client id"),
     "STRAVA_CLIENT_SECRET": (True, "Strava API application client secret"),
@@ -36,7 +46,7 @@ class SettingsError(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
-    storage: str
+    storage: Storage
     api_key: str | None
     strava_client_id: str | None
     strava_client_secret: str | None = field(repr=False)
@@ -48,7 +58,6 @@ class Settings:
     def require(self, *names: str) -> None:
         """Raise one error naming every missing setting among `names` (setting names, as in SETTINGS)."""
         values = {
-            "AzureWebJobsStorage": self.storage,
             "SYNC_API_KEY": self.api_key,
             "STRAVA_CLIENT_ID": self.strava_client_id,
             "STRAVA_CLIENT_SECRET": self.strava_client_secret,
@@ -66,12 +75,10 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
-def load(env: Mapping[str, str] | None = None) -> Settings:
-    """Read settings from the environment; only AzureWebJobsStorage is needed by every path."""
+def load(env: Mapping[str, str] | None = None, *, default_storage: str | None = None) -> Settings:
+    """Read settings from the environment; only storage (either form, or `default_storage`) is needed by every path."""
     env = os.environ if env is None else env
-    storage = _clean(env.get("AzureWebJobsStorage"))
-    if not storage:
-        raise SettingsError("missing required setting(s): AzureWebJobsStorage")
+    storage = _storage(env, default_storage)
     tz = _clean(env.get("ACTIVITY_TIMEZONE")) or DEFAULT_TIMEZONE
     try:
         from zoneinfo import ZoneInfo
@@ -100,8 +107,19 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def _storage(env: Mapping[str, str], default: str | None = None) -> Storage:
+    try:
+        return Storage.from_settings(env, default=default)
+    except StorageSettingsError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def load_for_cli(env: Mapping[str, str] | None = None, settings_file: Path | None = None) -> Settings:
-    """The command line's view: the environment first, then local.settings.json, storage defaulting to Azurite."""
+    """The command line's view: the environment first, then local.settings.json, storage defaulting to Azurite.
+
+    The environment's storage settings, in either form, replace the file's: a laptop that sets
+    AzureWebJobsStorage__accountName reaches Azure with `az login` whatever local.settings.json says.
+    """
     merged: dict[str, str] = {}
     path = settings_file or Path("local.settings.json")
     if path.is_file():
@@ -110,11 +128,13 @@ def load_for_cli(env: Mapping[str, str] | None = None, settings_file: Path | Non
         except (ValueError, AttributeError) as exc:
             raise SettingsError(f"{path} is not valid JSON with a Values object") from exc
         merged.update({k: str(v) for k, v in values.items() if isinstance(k, str)})
-    merged.update(os.environ if env is None else env)
-    merged.setdefault("AzureWebJobsStorage", DEVELOPMENT_STORAGE)
-    if not _clean(merged.get("AzureWebJobsStorage")):
-        merged["AzureWebJobsStorage"] = DEVELOPMENT_STORAGE
-    return load(merged)
+    env = os.environ if env is None else env
+    storage_names = (store.CONNECTION, *store.IDENTITY_SETTINGS)
+    if any(_clean(env.get(name)) for name in storage_names):
+        for name in storage_names:
+            merged.pop(name, None)
+    merged.update(env)
+    return load(merged, default_storage=store.DEVELOPMENT_STORAGE)
 
 
 @lru_cache(maxsize=8)

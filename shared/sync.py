@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from shared import activitylog, jobs, replay
 from shared.activitylog import Entry
 from shared.settings import Settings, SettingsError, current
+from shared.store import Storage
 from shared.users import athlete_of
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class _StepAside(Exception):
 class Syncer:
     """Runs one job; `client` and `clock` can be given (tests, the importer), else they come from settings."""
 
-    def __init__(self, storage: str, cfg: Settings, *, client: StravaClient | None = None,
+    def __init__(self, storage: Storage, cfg: Settings, *, client: StravaClient | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.storage = storage
         self.cfg = cfg
@@ -165,8 +166,8 @@ class Syncer:
     def _convert(self, payload: dict[str, Any]) -> tuple[StravaActivity, dict[str, Any]] | list[Problem] | str:
         """The Strava form of the payload, its problems, or why there is none.
 
-        Problems are expected only in a payload too big for a message, whose point values the ack screened
-        rather than checked (shared.plaincolumns); otherwise only when the parser changed meanwhile.
+        The ack checked the payload exactly, so problems appear only when the parser changed meanwhile (a
+        message queued by an older version): the row is then `rejected` with the problems named.
         """
         from shared.convert import to_strava
         from shared.runkeeper import parse_payload

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared import store
+from shared.store import Storage
 from shared.strava import NotConnected, Permanent, StravaClient, StravaError, Transient, http_session, strava_message
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class Connection:
         return self.expires_at - (time.time() if now is None else now) < seconds
 
 
-def _table(storage: str) -> TableClient:
+def _table(storage: Storage) -> TableClient:
     return store.table(storage, store.CONNECTIONS_TABLE)
 
 
@@ -103,7 +104,7 @@ def _tokens_of(answer: dict[str, Any]) -> tuple[str, str, int]:
         raise Transient("Strava's token answer lacked access_token, refresh_token or expires_at") from None
 
 
-def save_connection(storage: str, token_answer: dict[str, Any], scopes: str, make_default: bool = True, *,
+def save_connection(storage: Storage, token_answer: dict[str, Any], scopes: str, make_default: bool = True, *,
                     first_is_default: bool = True) -> Connection:
     """Store the tokens of an authorization-code answer (it names the athlete); a reconnect replaces the row.
 
@@ -137,7 +138,7 @@ def save_connection(storage: str, token_answer: dict[str, Any], scopes: str, mak
     return conn
 
 
-def default_athlete_id(storage: str) -> str | None:
+def default_athlete_id(storage: Storage) -> str | None:
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
@@ -146,7 +147,7 @@ def default_athlete_id(storage: str) -> str | None:
         return None
 
 
-def get_connection(storage: str, athlete_id: str | None = None) -> Connection | None:
+def get_connection(storage: Storage, athlete_id: str | None = None) -> Connection | None:
     """The connection of `athlete_id`, or of the deployment's default athlete; None when there is none."""
     from azure.core.exceptions import ResourceNotFoundError
 
@@ -191,7 +192,7 @@ def exchange_code(base_url: str, client_id: str, client_secret: str, code: str) 
     return post_token(base_url, client_id, client_secret, code=code, grant_type="authorization_code")
 
 
-def _process_lock(storage: str, athlete_id: str) -> threading.Lock:
+def _process_lock(storage: Storage, athlete_id: str) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault((storage, athlete_id), threading.Lock())
 
@@ -199,7 +200,7 @@ def _process_lock(storage: str, athlete_id: str) -> threading.Lock:
 class TokenManager:
     """A `TokenSource` over the connections table: valid access tokens for one athlete, refreshed once."""
 
-    def __init__(self, storage: str, *, base_url: str, client_id: str, client_secret: str,
+    def __init__(self, storage: Storage, *, base_url: str, client_id: str, client_secret: str,
                  athlete_id: str | None = None) -> None:
         self._storage = storage
         self._base_url = base_url

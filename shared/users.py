@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shared import store
 from shared.auth import key_matches
+from shared.store import Storage
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -70,7 +71,7 @@ def _parse(value: Any) -> datetime | None:
         return None
 
 
-def table(storage: str) -> TableClient:
+def table(storage: Storage) -> TableClient:
     return store.table(storage, store.USERS_TABLE)
 
 
@@ -89,7 +90,7 @@ def athlete_of(user: str | None) -> str | None:
     return None
 
 
-def identify(storage: str, given: str | None, owner_key: str | None, *, invitations: bool = False) -> Caller | None:
+def identify(storage: Storage, given: str | None, owner_key: str | None, *, invitations: bool = False) -> Caller | None:
     """The caller a key belongs to, or None. Invitations count only where asked (the connect page)."""
     if key_matches(given, owner_key):
         return OWNER_CALLER
@@ -111,7 +112,7 @@ def identify(storage: str, given: str | None, owner_key: str | None, *, invitati
 
 
 # ---- invitations -------------------------------------------------------------------------------------------
-def create_invitation(storage: str, note: str = "", ttl: timedelta = INVITE_TTL) -> tuple[str, datetime]:
+def create_invitation(storage: Storage, note: str = "", ttl: timedelta = INVITE_TTL) -> tuple[str, datetime]:
     """A new single-use invitation key (returned once, stored as a hash) and when it expires."""
     key = INVITE_PREFIX + secrets.token_urlsafe(32)
     expires = _now() + ttl
@@ -132,7 +133,7 @@ def _invite_state(row: Any) -> InviteCheck:
     return "ok"
 
 
-def use_invitation(storage: str, digest: str, athlete_id: str) -> InviteCheck:
+def use_invitation(storage: Storage, digest: str, athlete_id: str) -> InviteCheck:
     """Mark an invitation used by `athlete_id` (compare-and-swap: two racing callbacks, one winner)."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -168,7 +169,7 @@ class Athlete:
     has_key: bool
 
 
-def issue_key(storage: str, athlete_id: str, name: str) -> tuple[str, str]:
+def issue_key(storage: Storage, athlete_id: str, name: str) -> tuple[str, str]:
     """(user, new personal key) for `athlete_id`; an earlier key of theirs stops working (a lost key's cure)."""
     from azure.core.exceptions import ResourceNotFoundError
     from azure.data.tables import UpdateMode
@@ -194,7 +195,7 @@ def issue_key(storage: str, athlete_id: str, name: str) -> tuple[str, str]:
     return user, key
 
 
-def revoke(storage: str, athlete_id: str) -> bool:
+def revoke(storage: Storage, athlete_id: str) -> bool:
     """Stop the athlete's personal key working (their log and Strava connection stay); False if they had none."""
     from azure.core.exceptions import ResourceNotFoundError
     from azure.data.tables import UpdateMode
@@ -214,7 +215,7 @@ def revoke(storage: str, athlete_id: str) -> bool:
     return True
 
 
-def athletes(storage: str) -> list[Athlete]:
+def athletes(storage: Storage) -> list[Athlete]:
     rows = table(storage).query_entities("PartitionKey eq @p", parameters={"p": USER_PARTITION})
     found = [Athlete(user=str(r["RowKey"]), athlete_id=str(r.get("athlete_id") or ""), name=str(r.get("name") or ""),
                      created=_parse(r.get("created")), key_created=_parse(r.get("key_created")),
@@ -232,7 +233,7 @@ def _delete(t: TableClient, partition: str, row: str) -> None:
 
 
 # ---- which key started a "Connect with Strava" -------------------------------------------------------------
-def remember_connect(storage: str, state: str, caller: Caller) -> None:
+def remember_connect(storage: Storage, state: str, caller: Caller) -> None:
     """Note who opened the connect page under this OAuth state, for the callback (the owner needs no note)."""
     t = table(storage)
     t.create_entity({"PartitionKey": CONNECT_PARTITION, "RowKey": state, "kind": caller.kind,
@@ -241,7 +242,7 @@ def remember_connect(storage: str, state: str, caller: Caller) -> None:
     _purge_connect_notes(t)
 
 
-def take_connect(storage: str, state: str) -> Caller:
+def take_connect(storage: Storage, state: str) -> Caller:
     """Who started the connect with this (already validated) state: the owner unless a note says otherwise."""
     from azure.core.exceptions import ResourceNotFoundError
 

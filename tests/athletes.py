@@ -13,6 +13,7 @@ import requests
 import function_app
 from shared import users
 from shared.connect import callback, connect
+from shared.store import Storage
 from tests.fake_strava import FakeStrava
 
 APP = "http://localhost:7071"
@@ -69,7 +70,7 @@ def connect_with(key: str, fake: FakeStrava, athlete_id: int) -> func.HttpRespon
     return callback(request("GET", back))
 
 
-def invite(storage: str, fake: FakeStrava, athlete_id: int) -> str:
+def invite(storage: Storage, fake: FakeStrava, athlete_id: int) -> str:
     """An invitation used by `athlete_id` through the real connect flow: their personal key, read off the page."""
     invitation, _ = users.create_invitation(storage)
     page = connect_with(invitation, fake, athlete_id)

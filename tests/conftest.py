@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from shared.store import Storage
 from tests.azurite import Azurite
 
 # Fixture modules owned by each part of the app; kept out of this file so they grow independently.
-pytest_plugins = ["tests.fixtures_strava", "tests.fixtures_sync", "tests.fixtures_secrets"]
+pytest_plugins = ["tests.fixtures_strava", "tests.fixtures_sync", "tests.fixtures_secrets", "tests.fixtures_identity"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -35,9 +36,9 @@ def azurite() -> Iterator[Azurite]:
 
 
 @pytest.fixture
-def storage(azurite: Azurite) -> str:
-    """The connection string of the session's Azurite."""
-    return azurite.connection_string
+def storage(azurite: Azurite) -> Storage:
+    """The session's Azurite, reached by its connection string."""
+    return Storage.from_connection_string(azurite.connection_string)
 
 
 @pytest.fixture

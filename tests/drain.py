@@ -30,6 +30,8 @@ from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient
 
 from shared import store
+from shared.settings import load
+from shared.store import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST_JSON = ROOT / "host.json"
@@ -89,12 +91,42 @@ class Stats:
     dequeue_counts: list[int] = field(default_factory=list)  # of every delivery, in order
 
 
+def raw_queue(storage: Storage, name: str) -> QueueClient:
+    """A queue client without the app's base64 policies: the drain applies host.json's encoding itself."""
+    if storage.connection_string is not None:
+        return QueueClient.from_connection_string(storage.connection_string, name)
+    assert storage.queue_url is not None
+    return QueueClient(storage.queue_url, name, credential=store.credential(storage.managed_identity,
+                                                                              storage.client_id))
+
+
+def storage_settings(storage: Storage) -> dict[str, str]:
+    """The app settings that describe `storage`, in the form it came in (Storage.from_settings reads them back)."""
+    if storage.connection_string is not None:
+        return {store.CONNECTION: storage.connection_string}
+    found = {store.SERVICE_URIS[kind]: url or "" for kind, url in
+             (("blob", storage.blob_url), ("queue", storage.queue_url), ("table", storage.table_url))}
+    if storage.managed_identity:
+        found[store.CREDENTIAL] = "managedidentity"
+    if storage.client_id:
+        found[store.CLIENT_ID] = storage.client_id
+    return found
+
+
+def set_storage_env(monkeypatch: Any, storage: Storage) -> None:
+    """Put `storage` in the environment in the form it came in, the other form removed, as the host reads it."""
+    for name in (store.CONNECTION, *store.IDENTITY_SETTINGS):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in storage_settings(storage).items():
+        monkeypatch.setenv(name, value)
+
+
 class Drain:
     """A host-like consumer of one queue (default: store.ACTIVITY_QUEUE as it is when the Drain is made)."""
 
     def __init__(
         self,
-        storage: str,
+        storage: Storage,
         *,
         queue: str | None = None,
         workers: int = 1,
@@ -117,8 +149,8 @@ class Drain:
         self.run_poison = run_poison
         self.stats = Stats()
         # Raw clients: the encoding is applied here, by the rules of host.json, as the host does.
-        self.queue = QueueClient.from_connection_string(storage, self.queue_name)
-        self.poison = QueueClient.from_connection_string(storage, self.poison_name)
+        self.queue = raw_queue(storage, self.queue_name)
+        self.poison = raw_queue(storage, self.poison_name)
         for client in (self.queue, self.poison):
             try:
                 client.create_queue()
@@ -241,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     for attr, value in json.loads(os.environ.get("SYNC_TEST_STORE_NAMES") or "{}").items():
         setattr(store, attr, value)  # the test's own resource names (tests.fixtures_sync.SyncEnv)
-    storage = os.environ["AzureWebJobsStorage"]
+    storage = load().storage  # either form, as the host reads it
     queue = args.queue or store.ACTIVITY_QUEUE
     with Drain(storage, queue=queue, workers=args.workers, release_delay=args.release_delay, lease=args.lease) as drain:
         stats = drain.run(args.timeout, wait=not args.no_wait)

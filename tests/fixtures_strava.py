@@ -16,8 +16,10 @@ import pytest
 
 from shared import store
 from shared.settings import Settings, load
+from shared.store import Storage
 from shared.strava import StravaClient
 from shared.tokens import Connection, client_from_settings, exchange_code, save_connection
+from tests.drain import set_storage_env, storage_settings
 from tests.fake_strava import FakeStrava
 
 
@@ -31,7 +33,7 @@ def fake_strava() -> Iterator[FakeStrava]:
         fake.stop()
 
 
-def clear_table(storage: str, name: str) -> None:
+def clear_table(storage: Storage, name: str) -> None:
     """Delete every entity of a shared table, so one test's connection is not the next one's."""
     table = store.table(storage, name)
     for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
@@ -39,16 +41,17 @@ def clear_table(storage: str, name: str) -> None:
 
 
 @pytest.fixture
-def strava_env(storage: str, fake_strava: FakeStrava, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def strava_env(storage: Storage, fake_strava: FakeStrava, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Settings for the app (a mapping for `shared.settings.load(env)`), also set in os.environ."""
     env = {
-        "AzureWebJobsStorage": storage,
+        **storage_settings(storage),
         "SYNC_API_KEY": "test-key-" + secrets.token_hex(12),
         "STRAVA_CLIENT_ID": fake_strava.client_id,
         "STRAVA_CLIENT_SECRET": fake_strava.client_secret,
         "STRAVA_BASE_URL": fake_strava.url,
         "ACTIVITY_TIMEZONE": "Europe/London",
     }
+    set_storage_env(monkeypatch, storage)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     clear_table(storage, store.CONNECTIONS_TABLE)
@@ -61,7 +64,7 @@ def strava_settings(strava_env: dict[str, str]) -> Settings:
     return load(strava_env)
 
 
-def connect_athlete(storage: str, fake: FakeStrava, athlete_id: int | None = None,
+def connect_athlete(storage: Storage, fake: FakeStrava, athlete_id: int | None = None,
                     scope: str = "read,activity:write,activity:read_all", make_default: bool = True) -> Connection:
     """Connect an athlete of the fake as the callback would (code exchange + save), skipping the browser."""
     answer = exchange_code(fake.url, fake.client_id, fake.client_secret, fake.issue_code(athlete_id, scope))
@@ -69,9 +72,9 @@ def connect_athlete(storage: str, fake: FakeStrava, athlete_id: int | None = Non
 
 
 @pytest.fixture
-def connected_athlete(strava_env: dict[str, str], fake_strava: FakeStrava) -> Connection:
+def connected_athlete(strava_env: dict[str, str], storage: Storage, fake_strava: FakeStrava) -> Connection:
     """The fake's default athlete (`fake_strava.athlete`), connected and the deployment's default."""
-    return connect_athlete(strava_env["AzureWebJobsStorage"], fake_strava)
+    return connect_athlete(storage, fake_strava)
 
 
 @pytest.fixture

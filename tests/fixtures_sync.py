@@ -10,10 +10,10 @@ from typing import Any
 
 import azure.functions as func
 import pytest
-from azure.storage.queue import QueueClient
 
 from shared import activitylog, store
-from tests.drain import Drain
+from shared.store import Storage
+from tests.drain import Drain, raw_queue, set_storage_env
 from tests.fake_strava import FakeStrava
 from tests.fixtures_strava import connect_athlete
 
@@ -27,7 +27,7 @@ _NAMES = ("ACTIVITY_QUEUE", "POISON_QUEUE", "PAYLOAD_CONTAINER", "ACTIVITY_LOG_T
 class SyncEnv:
     """The app's storage as one test sees it, plus the calls a test makes against it."""
 
-    storage: str
+    storage: Storage
     names: dict[str, str]
 
     @property
@@ -70,7 +70,7 @@ class SyncEnv:
     def visible_messages(self, poison: bool = False) -> list[dict[str, Any]]:
         """The visible messages, decoded (base64, as host.json says) without taking them."""
         name = self.names["POISON_QUEUE"] if poison else self.names["ACTIVITY_QUEUE"]
-        raw = QueueClient.from_connection_string(self.storage, name)
+        raw = raw_queue(self.storage, name)
         return [json.loads(base64.b64decode(m.content)) for m in raw.peek_messages(max_messages=32)]
 
     def blobs(self) -> list[str]:
@@ -90,7 +90,7 @@ class SyncEnv:
 
 
 @pytest.fixture
-def sync_env(storage: str, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncEnv]:
+def sync_env(storage: Storage, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncEnv]:
     """Settings in the environment, and this test's own queue, poison queue, container and tables."""
     names = {
         "ACTIVITY_QUEUE": f"act-{unique}",
@@ -103,7 +103,7 @@ def sync_env(storage: str, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     assert set(names) == set(_NAMES)
     for attr, value in names.items():
         monkeypatch.setattr(store, attr, value)
-    monkeypatch.setenv("AzureWebJobsStorage", storage)
+    set_storage_env(monkeypatch, storage)
     monkeypatch.setenv("SYNC_API_KEY", SYNC_API_KEY)
     monkeypatch.setenv("SYNC_DELAY_SCALE", "0.001")  # 15 minutes of rate-limit wait become about a second
     yield SyncEnv(storage=storage, names=names)

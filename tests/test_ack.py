@@ -251,7 +251,8 @@ def _dead_storage(storage: str, *, queue: bool, table: bool, blob: bool = False)
     ("queue", "table"), [(True, True), (True, False), (False, True)], ids=["all-down", "queue-down", "table-down"]
 )
 def test_storage_down_is_503_and_nothing_half_stored(sync_env, seed_payload, monkeypatch, queue, table) -> None:
-    monkeypatch.setenv("AzureWebJobsStorage", _dead_storage(sync_env.storage, queue=queue, table=table))
+    dead = _dead_storage(sync_env.storage.connection_string, queue=queue, table=table)
+    monkeypatch.setenv("AzureWebJobsStorage", dead)
     resp = sync_env.post(seed_payload)
     assert resp.status_code == 503
     assert "retry" in _body(resp)["error"]
@@ -260,13 +261,15 @@ def test_storage_down_is_503_and_nothing_half_stored(sync_env, seed_payload, mon
     assert sync_env.queue_count() == 0
     assert sync_env.entries() == []
 
-    monkeypatch.setenv("AzureWebJobsStorage", sync_env.storage)  # storage back: Zapier's replay is accepted
+    # storage back: Zapier's replay is accepted
+    monkeypatch.setenv("AzureWebJobsStorage", sync_env.storage.connection_string)
     assert sync_env.post(seed_payload).status_code == 202
     assert sync_env.queue_count() == 1
 
 
 def test_blob_storage_down_for_a_big_payload_is_503(sync_env, seed_payload, monkeypatch) -> None:
-    monkeypatch.setenv("AzureWebJobsStorage", _dead_storage(sync_env.storage, queue=False, table=False, blob=True))
+    dead = _dead_storage(sync_env.storage.connection_string, queue=False, table=False, blob=True)
+    monkeypatch.setenv("AzureWebJobsStorage", dead)
     resp = sync_env.post(dict(seed_payload, activityNotes="n" * 60_000))
     assert resp.status_code == 503
     assert sync_env.queue_count() == 0 and sync_env.entries() == []
@@ -280,8 +283,8 @@ def test_without_sync_api_key_configured_nothing_is_accepted(sync_env, seed_payl
     _assert_nothing_stored(sync_env)
 
 
-def test_a_big_payload_refused_by_the_screen_names_every_problem(sync_env, seed_payload) -> None:
-    """Over a message's size the values are screened; once the screen finds a problem all are named."""
+def test_a_big_payload_is_checked_exactly_and_every_problem_named(sync_env, seed_payload) -> None:
+    """Over a message's size the same exact checks run: a 400 names every bad value, nothing is stored."""
     lat = seed_payload["activityPathLatitude"].split(",")
     lat[7] = "95.5"  # a value only the exact checks see
     big = dict(seed_payload, activityNotes="n" * 60_000, activityPathLatitude=",".join(lat),

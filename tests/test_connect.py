@@ -14,6 +14,7 @@ import requests
 import function_app
 from shared import oauthstate
 from shared.connect import callback, callback_url, connect
+from shared.store import Storage
 from shared.tokens import get_connection
 from tests.azurite import free_port
 from tests.fake_strava import FakeStrava
@@ -44,7 +45,7 @@ def text(resp: func.HttpResponse) -> str:
     return resp.get_body().decode()
 
 
-def test_connect_end_to_end(strava_env: dict[str, str], fake_strava: FakeStrava, storage: str) -> None:
+def test_connect_end_to_end(strava_env: dict[str, str], fake_strava: FakeStrava, storage: Storage) -> None:
     answer = start(strava_env)
     location = urlsplit(answer.headers["Location"])
     assert f"{location.scheme}://{location.netloc}" == fake_strava.url and location.path == "/oauth/authorize"
@@ -71,7 +72,7 @@ def test_key_in_header_works_too(strava_env: dict[str, str], fake_strava: FakeSt
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Api-Key": "wrong"}, {"X-Api-Key": ""}])
-def test_without_the_right_key_401_json(strava_env: dict[str, str], storage: str, headers: dict) -> None:
+def test_without_the_right_key_401_json(strava_env: dict[str, str], storage: Storage, headers: dict) -> None:
     answer = connect(get(f"{APP}/api/strava/connect", headers))
     assert answer.status_code == 401 and answer.mimetype == "application/json"
     assert "API key" in json.loads(answer.get_body())["error"]
@@ -80,7 +81,7 @@ def test_without_the_right_key_401_json(strava_env: dict[str, str], storage: str
     assert list(oauthstate.store.table(storage, oauthstate.store.OAUTH_STATE_TABLE).list_entities()) == []
 
 
-def test_used_state_is_refused(strava_env: dict[str, str], fake_strava: FakeStrava, storage: str) -> None:
+def test_used_state_is_refused(strava_env: dict[str, str], fake_strava: FakeStrava, storage: Storage) -> None:
     back = through_strava(start(strava_env))
     assert callback(get(back)).status_code == 200
     again = callback(get(back))
@@ -89,7 +90,7 @@ def test_used_state_is_refused(strava_env: dict[str, str], fake_strava: FakeStra
 
 
 def test_unknown_state_is_refused_and_nothing_stored(strava_env: dict[str, str], fake_strava: FakeStrava,
-                                                     storage: str) -> None:
+                                                     storage: Storage) -> None:
     back = through_strava(start(strava_env))
     query = parse_qs(urlsplit(back).query)
     for forged in ("A" * 43, "", "../../etc", "x'; drop"):
@@ -100,7 +101,7 @@ def test_unknown_state_is_refused_and_nothing_stored(strava_env: dict[str, str],
     assert fake_strava.calls["POST /oauth/token"] == 0
 
 
-def test_expired_state_is_refused(strava_env: dict[str, str], fake_strava: FakeStrava, storage: str) -> None:
+def test_expired_state_is_refused(strava_env: dict[str, str], fake_strava: FakeStrava, storage: Storage) -> None:
     state = oauthstate.create_state(storage, now=time.time() - oauthstate.TTL_SECONDS - 1)
     page = callback(get(f"{APP}/api/strava/callback?state={state}&code={fake_strava.issue_code()}"
                         "&scope=read,activity:write,activity:read_all"))
@@ -108,20 +109,20 @@ def test_expired_state_is_refused(strava_env: dict[str, str], fake_strava: FakeS
     assert get_connection(storage) is None and fake_strava.calls["POST /oauth/token"] == 0
 
 
-def test_state_is_good_for_ten_minutes(storage: str, strava_env: dict[str, str]) -> None:
+def test_state_is_good_for_ten_minutes(storage: Storage, strava_env: dict[str, str]) -> None:
     state = oauthstate.create_state(storage, now=time.time() - oauthstate.TTL_SECONDS + 30)
     assert oauthstate.consume_state(storage, state) == "ok"
     assert oauthstate.consume_state(storage, state) == "used"
 
 
-def test_access_denied_changes_nothing(strava_env: dict[str, str], fake_strava: FakeStrava, storage: str) -> None:
+def test_access_denied_changes_nothing(strava_env: dict[str, str], fake_strava: FakeStrava, storage: Storage) -> None:
     fake_strava.authorize_mode = "deny"
     page = callback(get(through_strava(start(strava_env))))
     assert page.status_code == 200 and "nothing changed" in text(page)
     assert get_connection(storage) is None
 
 
-def test_denial_keeps_an_existing_connection(strava_env: dict[str, str], fake_strava: FakeStrava, storage: str,
+def test_denial_keeps_an_existing_connection(strava_env: dict[str, str], fake_strava: FakeStrava, storage: Storage,
                                              connected_athlete) -> None:
     fake_strava.authorize_mode = "deny"
     callback(get(through_strava(start(strava_env))))
@@ -129,7 +130,7 @@ def test_denial_keeps_an_existing_connection(strava_env: dict[str, str], fake_st
 
 
 def test_grant_without_activity_write_asks_to_tick_it(strava_env: dict[str, str], fake_strava: FakeStrava,
-                                                      storage: str) -> None:
+                                                      storage: Storage) -> None:
     fake_strava.granted_scope = "activity:read_all"
     page = callback(get(through_strava(start(strava_env))))
     assert page.status_code == 400 and "ticked" in text(page)
@@ -145,7 +146,7 @@ def test_athlete_name_is_html_escaped(strava_env: dict[str, str], fake_strava: F
 
 
 def test_strava_unavailable_at_code_exchange(strava_env: dict[str, str], fake_strava: FakeStrava,
-                                             storage: str) -> None:
+                                             storage: Storage) -> None:
     back = through_strava(start(strava_env))
     fake_strava.fail_next(1, 503, path_prefix="/oauth/token")
     page = callback(get(back))
@@ -179,13 +180,13 @@ def test_callback_url_follows_the_request(strava_env: dict[str, str]) -> None:
 
 
 def test_bound_functions_call_these_handlers(strava_env: dict[str, str], fake_strava: FakeStrava,
-                                             storage: str) -> None:
+                                             storage: Storage) -> None:
     answer = function_app.strava_connect(get(f"{APP}/api/strava/connect?key={strava_env['SYNC_API_KEY']}"))
     page = function_app.strava_callback(get(through_strava(answer)))
     assert page.status_code == 200 and get_connection(storage) is not None
 
 
-def test_no_secret_in_any_answer_or_log(strava_env: dict[str, str], fake_strava: FakeStrava, storage: str,
+def test_no_secret_in_any_answer_or_log(strava_env: dict[str, str], fake_strava: FakeStrava, storage: Storage,
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     answers = [start(strava_env), connect(get(f"{APP}/api/strava/connect?key=wrong"))]

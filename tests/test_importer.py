@@ -27,6 +27,7 @@ from shared.importer import (
     utc_start,
 )
 from shared.settings import Settings, load
+from shared.store import Storage
 from shared.strava import StravaClient
 from shared.syncid import sync_id
 from shared.tokens import client_from_settings
@@ -56,7 +57,7 @@ def new_client(settings: Settings, fake: FakeStrava) -> StravaClient:
     return client
 
 
-def run(client: StravaClient, storage: str, path: Path, **kwargs: Any) -> Report:
+def run(client: StravaClient, storage: Storage, path: Path, **kwargs: Any) -> Report:
     limit = kwargs.pop("limit", None)
     kwargs.setdefault("clock", client.clock)
     kwargs.setdefault("sleep", no_sleep)

@@ -5,9 +5,9 @@ import json
 import re
 
 import pytest
-from azure.storage.queue import QueueClient
 
 from shared import jobs, store
+from tests.drain import raw_queue
 
 
 def _payload(points: int) -> dict[str, str]:
@@ -52,7 +52,7 @@ def test_small_payload_goes_inline_base64_as_host_json_says(sync_env) -> None:
     job = jobs.Job(sync_id="a1", user="owner", payload=_payload(300))
     sent = jobs.send(sync_env.storage, job)
     assert sent.blob is None and sync_env.blobs() == []
-    raw = QueueClient.from_connection_string(sync_env.storage, store.ACTIVITY_QUEUE).peek_messages()[0]
+    raw = raw_queue(sync_env.storage, store.ACTIVITY_QUEUE).peek_messages()[0]
     assert jobs.decode(base64.b64decode(raw.content)) == job
 
 
@@ -61,7 +61,7 @@ def test_big_payload_takes_the_claim_check_and_fits_the_queue(sync_env) -> None:
     job = jobs.Job(sync_id="a2", user="owner", payload=payload)
     sent = jobs.send(sync_env.storage, job)
     assert sent.blob is not None and sync_env.blobs() == [sent.blob]
-    raw = QueueClient.from_connection_string(sync_env.storage, store.ACTIVITY_QUEUE).peek_messages()[0]
+    raw = raw_queue(sync_env.storage, store.ACTIVITY_QUEUE).peek_messages()[0]
     assert len(raw.content) < 64 * 1024
     queued = jobs.decode(base64.b64decode(raw.content))
     assert queued.payload is None and queued.blob == sent.blob

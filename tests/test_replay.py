@@ -149,13 +149,13 @@ def test_queue_down_answers_503_and_the_row_stays_failed(connected, monkeypatch)
     _drain(connected)
     dead = f"http://127.0.0.1:{free_port()}/devstoreaccount1"
     broken = ";".join(f"QueueEndpoint={dead}" if p.startswith("QueueEndpoint=") else p
-                      for p in connected.sync.storage.rstrip(";").split(";")) + ";"
+                      for p in connected.sync.storage.connection_string.rstrip(";").split(";")) + ";"
     monkeypatch.setenv("AzureWebJobsStorage", broken)
     resp = retry(connected.sync.api_key, sid)
     assert resp.status_code == 503 and "retry later" in body(resp)["error"]
     row = connected.sync.entry(sid)
     assert row.status == "failed" and "Improperly formatted" in row.error
-    monkeypatch.setenv("AzureWebJobsStorage", connected.sync.storage)
+    monkeypatch.setenv("AzureWebJobsStorage", connected.sync.storage.connection_string)
     assert retry(connected.sync.api_key, sid).status_code == 202
 
 

@@ -22,6 +22,7 @@ import pytest
 from azure.core.exceptions import AzureError
 
 from shared import activitylog, sync
+from shared.store import Storage
 from tests.azurite import Azurite
 
 
@@ -35,8 +36,8 @@ def disk_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 
 @pytest.fixture
-def storage(disk_azurite: Azurite) -> str:
-    return disk_azurite.connection_string
+def storage(disk_azurite: Azurite) -> Storage:
+    return Storage.from_connection_string(disk_azurite.connection_string)
 
 
 @pytest.fixture(autouse=True)

@@ -26,6 +26,7 @@ import requests
 
 import function_app
 from shared import auth, store
+from shared.store import Storage
 from tests.conftest import ROOT
 from tests.fixtures_secrets import known_secrets, leaks, mark, records_since
 
@@ -54,7 +55,7 @@ def request(name: str, *, key: str | None = None, where: str = "header", body: b
     return HTTP[name].get_user_function()(req)
 
 
-def stored_rows(storage: str) -> list[dict[str, Any]]:
+def stored_rows(storage: Storage) -> list[dict[str, Any]]:
     return [dict(e) for e in store.table(storage, store.ACTIVITY_LOG_TABLE).list_entities()]
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from shared import settings as s
+from shared import store
+from shared.store import Storage
 
 
 def test_defaults_and_names() -> None:
@@ -15,8 +17,8 @@ def test_defaults_and_names() -> None:
     assert cfg.api_key is None
 
 
-def test_missing_storage_is_named() -> None:
-    with pytest.raises(s.SettingsError, match="AzureWebJobsStorage"):
+def test_missing_storage_names_both_forms() -> None:
+    with pytest.raises(s.SettingsError, match=r"AzureWebJobsStorage .*AzureWebJobsStorage__accountName"):
         s.load({})
 
 
@@ -44,19 +46,30 @@ def test_cli_reads_local_settings_and_defaults_storage(tmp_path: Path) -> None:
     f.write_text(json.dumps({"Values": {"STRAVA_CLIENT_ID": "42", "AzureWebJobsStorage": ""}}))
     cfg = s.load_for_cli(env={"ACTIVITY_TIMEZONE": "Asia/Hong_Kong"}, settings_file=f)
     assert cfg.strava_client_id == "42"
-    assert cfg.storage == s.DEVELOPMENT_STORAGE
+    assert cfg.storage == Storage.from_connection_string(store.DEVELOPMENT_STORAGE)
     assert cfg.timezone == "Asia/Hong_Kong"
 
 
-def test_example_file_lists_every_setting() -> None:
+def test_cli_takes_identity_storage_from_the_environment_over_the_file(tmp_path: Path) -> None:
+    """A laptop with `az login`: AzureWebJobsStorage__accountName in the shell beats the file's Azurite."""
+    f = tmp_path / "local.settings.json"
+    f.write_text(json.dumps({"Values": {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}}))
+    cfg = s.load_for_cli(env={"AzureWebJobsStorage__accountName": "rk2strava"}, settings_file=f)
+    assert cfg.storage.uses_identity and not cfg.storage.managed_identity
+    assert cfg.storage.queue_url == "https://rk2strava.queue.core.windows.net"
+
+
+def test_example_file_lists_every_setting_of_a_local_run() -> None:
+    """Identity-based storage is for Azure (and the CLI against it): the local example uses Azurite."""
     example = json.loads((Path(__file__).parent.parent / "local.settings.json.example").read_text())["Values"]
-    assert set(s.SETTINGS) <= set(example)
+    assert set(s.SETTINGS) - set(store.IDENTITY_SETTINGS) <= set(example)
+    assert not set(store.IDENTITY_SETTINGS) & set(example)
 
 
-def test_azurite_fixture_serves_queues(storage: str, unique: str) -> None:
+def test_azurite_fixture_serves_queues(storage: Storage, unique: str) -> None:
     from azure.storage.queue import QueueClient
 
-    q = QueueClient.from_connection_string(storage, f"smoke{unique}")
+    q = QueueClient.from_connection_string(storage.connection_string, f"smoke{unique}")
     q.create_queue()
     q.send_message("hello")
     assert [m.content for m in q.receive_messages()] == ["hello"]

@@ -117,7 +117,7 @@ def test_storage_down_is_a_clear_503(sync_env, log_rows, monkeypatch) -> None:
 
     dead = f"http://127.0.0.1:{free_port()}/devstoreaccount1"
     broken = ";".join(f"TableEndpoint={dead}" if p.startswith("TableEndpoint=") else p
-                      for p in sync_env.storage.rstrip(";").split(";")) + ";"
+                      for p in sync_env.storage.connection_string.rstrip(";").split(";")) + ";"
     monkeypatch.setenv("AzureWebJobsStorage", broken)
     resp = list_log(sync_env.api_key)
     assert resp.status_code == 503 and "Traceback" not in resp.get_body().decode()

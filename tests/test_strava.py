@@ -10,6 +10,7 @@ import pytest
 
 from shared.ratelimit import next_midnight, next_window
 from shared.settings import Settings
+from shared.store import Storage
 from shared.strava import (
     NotConnected,
     Permanent,
@@ -235,7 +236,7 @@ def test_connection_refused_is_transient_not_applied() -> None:
 
 
 # ---- 401 handling ----------------------------------------------------------------------------------
-def test_401_refreshes_once_and_retries(strava_client: StravaClient, fake_strava: FakeStrava, storage: str,
+def test_401_refreshes_once_and_retries(strava_client: StravaClient, fake_strava: FakeStrava, storage: Storage,
                                         connected_athlete: Connection) -> None:
     strava_client.athlete()
     fake_strava.expire_access_tokens()
@@ -256,7 +257,7 @@ def test_a_second_401_is_unauthorized_never_a_loop(fake_strava: FakeStrava) -> N
     assert fake_strava.call_count("GET", "/api/v3/athlete") == 2
 
 
-def test_missing_permission_is_unauthorized_without_a_refresh(strava_env: dict[str, str], storage: str,
+def test_missing_permission_is_unauthorized_without_a_refresh(strava_env: dict[str, str], storage: Storage,
                                                               fake_strava: FakeStrava,
                                                               strava_settings: Settings) -> None:
     connect_athlete(storage, fake_strava, scope="read,activity:read_all")

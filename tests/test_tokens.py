@@ -14,6 +14,7 @@ import pytest
 
 from shared import store
 from shared.settings import Settings, SettingsError
+from shared.store import Storage
 from shared.strava import NotConnected, Transient
 from shared.tokens import (
     PARTITION,
@@ -30,12 +31,12 @@ from tests.fixtures_strava import connect_athlete
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def manager(storage: str, fake: FakeStrava, athlete_id: str | None = None) -> TokenManager:
+def manager(storage: Storage, fake: FakeStrava, athlete_id: str | None = None) -> TokenManager:
     return TokenManager(storage, base_url=fake.url, client_id=fake.client_id, client_secret=fake.client_secret,
                         athlete_id=athlete_id)
 
 
-def connect_expiring(storage: str, fake: FakeStrava) -> Connection:
+def connect_expiring(storage: Storage, fake: FakeStrava) -> Connection:
     """A connection whose access token expires in a minute (inside the 5-minute margin)."""
     fake.token_lifetime = 60
     conn = connect_athlete(storage, fake)
@@ -44,7 +45,8 @@ def connect_expiring(storage: str, fake: FakeStrava) -> Connection:
 
 
 # ---- the table -------------------------------------------------------------------------------------
-def test_save_and_get_connection_hides_tokens_in_repr(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_save_and_get_connection_hides_tokens_in_repr(strava_env: dict, storage: Storage,
+                                                      fake_strava: FakeStrava) -> None:
     assert get_connection(storage) is None
     conn = connect_athlete(storage, fake_strava)
     assert conn.athlete_id == str(fake_strava.athlete.id) and conn.name == "Ada Lovelace"
@@ -56,7 +58,7 @@ def test_save_and_get_connection_hides_tokens_in_repr(strava_env: dict, storage:
     assert get_connection(storage, "424242") is None
 
 
-def test_default_pointer_and_several_athletes(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_default_pointer_and_several_athletes(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     first = connect_athlete(storage, fake_strava)
     other = fake_strava.add_athlete("Grace", "Hopper")
     second = connect_athlete(storage, fake_strava, other.id, make_default=False)
@@ -70,32 +72,32 @@ def test_default_pointer_and_several_athletes(strava_env: dict, storage: str, fa
     assert defaulted is not None and defaulted.athlete_id == second.athlete_id
 
 
-def test_token_answer_without_athlete_is_refused(strava_env: dict, storage: str) -> None:
+def test_token_answer_without_athlete_is_refused(strava_env: dict, storage: Storage) -> None:
     with pytest.raises(ValueError, match="athlete"):
         save_connection(storage, {"access_token": "a", "refresh_token": "r", "expires_at": 1}, "activity:write")
     assert get_connection(storage) is None
 
 
-def test_not_connected(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_not_connected(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     with pytest.raises(NotConnected, match="/api/strava/connect"):
         manager(storage, fake_strava).access_token()
 
 
-def test_client_from_settings_names_missing_settings(storage: str) -> None:
+def test_client_from_settings_names_missing_settings(storage: Storage) -> None:
     with pytest.raises(SettingsError, match="STRAVA_CLIENT_SECRET") as info:
         client_from_settings(Settings(storage=storage, api_key="k", strava_client_id="1", strava_client_secret=None))
     assert "STRAVA_CLIENT_ID" not in str(info.value)
 
 
 # ---- refresh ---------------------------------------------------------------------------------------
-def test_fresh_token_is_used_without_refresh(strava_env: dict, storage: str, fake_strava: FakeStrava,
+def test_fresh_token_is_used_without_refresh(strava_env: dict, storage: Storage, fake_strava: FakeStrava,
                                              connected_athlete: Connection) -> None:
     tm = manager(storage, fake_strava)
     assert tm.access_token() == connected_athlete.access_token
     assert fake_strava.refresh_count == 0
 
 
-def test_expiry_leads_to_exactly_one_refresh(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_expiry_leads_to_exactly_one_refresh(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     old = connect_expiring(storage, fake_strava)
     tm = manager(storage, fake_strava)
     token = tm.access_token()
@@ -110,7 +112,7 @@ def test_expiry_leads_to_exactly_one_refresh(strava_env: dict, storage: str, fak
     assert stored.lease_until == 0.0
 
 
-def test_401_refresh_with_a_stale_token_someone_already_replaced(strava_env: dict, storage: str,
+def test_401_refresh_with_a_stale_token_someone_already_replaced(strava_env: dict, storage: Storage,
                                                                  fake_strava: FakeStrava) -> None:
     old = connect_expiring(storage, fake_strava)
     new = manager(storage, fake_strava).access_token()
@@ -118,7 +120,7 @@ def test_401_refresh_with_a_stale_token_someone_already_replaced(strava_env: dic
     assert fake_strava.refresh_count == 1
 
 
-def test_eight_threads_at_expiry_cause_one_refresh(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_eight_threads_at_expiry_cause_one_refresh(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     connect_expiring(storage, fake_strava)
     barrier = threading.Barrier(8)
     results: list[str] = []
@@ -145,11 +147,13 @@ def test_eight_threads_at_expiry_cause_one_refresh(strava_env: dict, storage: st
 
 CHILD = r"""
 import json, os, sys, threading
+from shared.store import Storage
 from shared.tokens import TokenManager
 go = threading.Event()
 results, lock = [], threading.Lock()
 def work():
-    tm = TokenManager(os.environ["T_STORAGE"], base_url=os.environ["T_BASE"], client_id=os.environ["T_ID"],
+    storage = Storage.from_connection_string(os.environ["T_STORAGE"])
+    tm = TokenManager(storage, base_url=os.environ["T_BASE"], client_id=os.environ["T_ID"],
                       client_secret=os.environ["T_SECRET"])
     go.wait()
     try:
@@ -170,10 +174,10 @@ print(json.dumps(results), flush=True)
 """
 
 
-def test_two_processes_at_expiry_cause_one_refresh(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_two_processes_at_expiry_cause_one_refresh(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     connect_expiring(storage, fake_strava)
-    env = {**os.environ, "T_STORAGE": storage, "T_BASE": fake_strava.url, "T_ID": fake_strava.client_id,
-           "T_SECRET": fake_strava.client_secret}
+    env = {**os.environ, "T_STORAGE": storage.connection_string, "T_BASE": fake_strava.url,
+           "T_ID": fake_strava.client_id, "T_SECRET": fake_strava.client_secret}
     procs = [subprocess.Popen([sys.executable, "-c", CHILD], cwd=ROOT, env=env, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(2)]
@@ -195,7 +199,7 @@ def test_two_processes_at_expiry_cause_one_refresh(strava_env: dict, storage: st
     assert fake_strava.token_is_valid(tokens[0])
 
 
-def test_loser_meeting_a_rotated_refresh_token_uses_the_winners(strava_env: dict, storage: str,
+def test_loser_meeting_a_rotated_refresh_token_uses_the_winners(strava_env: dict, storage: Storage,
                                                                fake_strava: FakeStrava) -> None:
     conn = connect_expiring(storage, fake_strava)
     loser = manager(storage, fake_strava)
@@ -215,7 +219,7 @@ def test_loser_meeting_a_rotated_refresh_token_uses_the_winners(strava_env: dict
     assert fake_strava.refresh_count == 2
 
 
-def test_a_newer_stored_token_is_never_overwritten(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_a_newer_stored_token_is_never_overwritten(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     conn = connect_athlete(storage, fake_strava)
     tm = manager(storage, fake_strava)
     leased = tm._claim(tm.connection(), time.time())
@@ -229,7 +233,7 @@ def test_a_newer_stored_token_is_never_overwritten(strava_env: dict, storage: st
     assert stored is not None and stored.refresh_token == "newer-refresh"
 
 
-def test_a_crashed_workers_lease_lapses(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_a_crashed_workers_lease_lapses(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     conn = connect_expiring(storage, fake_strava)
     store.table(storage, store.CONNECTIONS_TABLE).update_entity(
         {"PartitionKey": PARTITION, "RowKey": conn.athlete_id, "lease_until": time.time() + 1.0,
@@ -239,7 +243,7 @@ def test_a_crashed_workers_lease_lapses(strava_env: dict, storage: str, fake_str
     assert fake_strava.refresh_count == 1
 
 
-def test_strava_down_during_refresh_is_transient_and_releases_the_lease(strava_env: dict, storage: str,
+def test_strava_down_during_refresh_is_transient_and_releases_the_lease(strava_env: dict, storage: Storage,
                                                                        fake_strava: FakeStrava) -> None:
     connect_expiring(storage, fake_strava)
     fake_strava.fail_next(1, 503, path_prefix="/oauth/token")
@@ -250,7 +254,7 @@ def test_strava_down_during_refresh_is_transient_and_releases_the_lease(strava_e
     assert fake_strava.token_is_valid(manager(storage, fake_strava).access_token())
 
 
-def test_revoked_connection_is_not_connected(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_revoked_connection_is_not_connected(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     conn = connect_expiring(storage, fake_strava)
     fake_strava.revoke(int(conn.athlete_id))
     with pytest.raises(NotConnected, match="reconnect"):
@@ -259,7 +263,7 @@ def test_revoked_connection_is_not_connected(strava_env: dict, storage: str, fak
     assert stored is not None and stored.lease_until == 0.0
 
 
-def test_wrong_client_secret_is_permanent_and_quiet(strava_env: dict, storage: str, fake_strava: FakeStrava) -> None:
+def test_wrong_client_secret_is_permanent_and_quiet(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     connect_expiring(storage, fake_strava)
     tm = TokenManager(storage, base_url=fake_strava.url, client_id=fake_strava.client_id,
                       client_secret="not-the-secret-xyz")

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from shared import store, users
+from shared.store import Storage
 
 
 @pytest.fixture(autouse=True)
@@ -15,17 +16,17 @@ def own_table(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "USERS_TABLE", f"users{unique}")
 
 
-def rows(storage: str) -> list[dict]:
+def rows(storage: Storage) -> list[dict]:
     return [dict(e) for e in users.table(storage).list_entities()]
 
 
-def test_owner_key_needs_no_storage_and_wrong_keys_are_none(storage: str) -> None:
+def test_owner_key_needs_no_storage_and_wrong_keys_are_none(storage: Storage) -> None:
     assert users.identify("not-a-connection-string", "owner-secret-key", "owner-secret-key") == users.OWNER_CALLER
     for wrong in (None, "", "nope", "rk_" + "x" * 43, "inv_" + "y" * 43, "rk_" + "z" * 500):
         assert users.identify(storage, wrong, "owner-secret-key", invitations=True) is None
 
 
-def test_personal_key_identifies_its_athlete_and_is_stored_only_as_a_hash(storage: str) -> None:
+def test_personal_key_identifies_its_athlete_and_is_stored_only_as_a_hash(storage: Storage) -> None:
     user, key = users.issue_key(storage, "777", "Bob Beamon")
     assert user == "athlete-777" and key.startswith("rk_") and len(key) > 40
     caller = users.identify(storage, key, "owner-key")
@@ -37,7 +38,7 @@ def test_personal_key_identifies_its_athlete_and_is_stored_only_as_a_hash(storag
                                                                                  True)
 
 
-def test_a_new_key_replaces_the_old_one_and_revoke_stops_it(storage: str) -> None:
+def test_a_new_key_replaces_the_old_one_and_revoke_stops_it(storage: Storage) -> None:
     _, first = users.issue_key(storage, "42", "Ann")
     _, second = users.issue_key(storage, "42", "Ann")
     assert users.identify(storage, first, None) is None
@@ -48,7 +49,7 @@ def test_a_new_key_replaces_the_old_one_and_revoke_stops_it(storage: str) -> Non
     assert [a.has_key for a in users.athletes(storage)] == [False]
 
 
-def test_invitation_counts_only_on_the_connect_page_and_only_once(storage: str) -> None:
+def test_invitation_counts_only_on_the_connect_page_and_only_once(storage: Storage) -> None:
     key, expires = users.create_invitation(storage, "for Bob")
     assert expires > users._now()
     assert key.startswith("inv_") and key not in json.dumps(rows(storage), default=str)
@@ -61,13 +62,13 @@ def test_invitation_counts_only_on_the_connect_page_and_only_once(storage: str) 
     assert users.use_invitation(storage, users.key_hash("inv_unknown"), "1") == "unknown"
 
 
-def test_expired_invitation_is_refused(storage: str) -> None:
+def test_expired_invitation_is_refused(storage: Storage) -> None:
     key, _ = users.create_invitation(storage, ttl=timedelta(seconds=-1))
     assert users.identify(storage, key, None, invitations=True) is None
     assert users.use_invitation(storage, users.key_hash(key), "1") == "expired"
 
 
-def test_connect_note_is_read_back_once_and_absent_means_owner(storage: str) -> None:
+def test_connect_note_is_read_back_once_and_absent_means_owner(storage: Storage) -> None:
     caller = users.Caller("invite", None, None, "ab" * 32)
     users.remember_connect(storage, "state-1234567890abcdef", caller)
     assert users.take_connect(storage, "state-1234567890abcdef") == caller

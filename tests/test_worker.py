@@ -417,7 +417,7 @@ def test_a_message_whose_workers_kept_dying_goes_to_poison_without_another_run(c
     from azure.storage.queue import QueueClient
 
     sid = _post_ok(connected, seed_payload)
-    raw = QueueClient.from_connection_string(connected.sync.storage, store.ACTIVITY_QUEUE)
+    raw = QueueClient.from_connection_string(connected.sync.storage.connection_string, store.ACTIVITY_QUEUE)
     for _ in range(5):  # five workers took it and died before finishing; it comes back each time
         taken = raw.receive_message(visibility_timeout=30)
         assert taken is not None
@@ -430,19 +430,35 @@ def test_a_message_whose_workers_kept_dying_goes_to_poison_without_another_run(c
     assert connected.activities() == []
 
 
-def test_a_big_payload_with_bad_values_is_accepted_then_rejected_by_the_worker(connected, seed_payload) -> None:
-    """Above a message's size the ack screens the point values (shared.plaincolumns); the worker checks them
-    all and logs what it finds as `rejected`, each value named, with nothing sent to Strava."""
-    from shared import replay
+def test_a_big_payload_with_bad_values_is_refused_by_the_ack_naming_every_value(connected, seed_payload) -> None:
+    """Every size is checked exactly: a 400 names each bad value, and nothing is queued or stored as a blob."""
+    payload = _bad_big_payload(connected, seed_payload)
+    resp = connected.sync.post(payload)
+    assert resp.status_code == 400
+    answer = json.loads(resp.get_body())
+    assert {p["field"] for p in answer["problems"]} == {"activityPathLatitude[1234]", "activityPathTimestamp[4000]"}
+    assert connected.sync.api_key not in resp.get_body().decode()
+    assert connected.sync.queue_count() == 0 and connected.sync.blobs() == []
 
+
+def _bad_big_payload(connected, seed_payload: dict[str, Any]) -> dict[str, Any]:
     payload = _big_payload(seed_payload, 5_000)
     lat = payload["activityPathLatitude"].split(",")
     lat[1234] = "91.5"
     times = payload["activityPathTimestamp"].split(",")
     times[4000] = "3"
     payload.update(activityPathLatitude=",".join(lat), activityPathTimestamp=",".join(times))
-    payload = {"activityNotes": connected.sync.api_key, **payload}  # a key pasted where it does not belong
-    sid = _post_ok(connected, payload)
+    return {"activityNotes": connected.sync.api_key, **payload}  # a key pasted where it does not belong
+
+
+def test_a_queued_payload_the_parser_now_refuses_is_rejected_by_the_worker(connected, seed_payload) -> None:
+    """A message queued by an older version whose values today's parser refuses: the worker logs it
+    `rejected`, each value named, with nothing sent to Strava and the run itself kept."""
+    from shared import replay
+
+    sid = "older-version-0001"
+    jobs.send(connected.sync.storage, jobs.Job(sync_id=sid, user="owner",
+                                               payload=_bad_big_payload(connected, seed_payload)))
 
     stats = _drain(connected)
     assert (stats.succeeded, stats.poisoned) == (1, [])  # the message completed: nothing left to retry
