@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 AZURITE_VERSION := 3.35.0
 AZURITE := .tools/node_modules/.bin/azurite
 
-.PHONY: run test test-all lint bench clean
+.PHONY: run core-tools test test-all lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 $(AZURITE):
 	npm install --silent --no-audit --no-fund --prefix .tools azurite@$(AZURITE_VERSION)
 
-## make run: venv + requirements + Azurite, start Azurite, then `func start`.
+## make run: venv + requirements + Azurite, start Azurite, then `func start` (prints the app's local URLs first).
+## Core Tools (`func`) comes from PATH, or else is installed into .tools/ from npm (azure-functions-core-tools@4);
+## where its binary cannot be downloaded it says so, how to install it by hand, and stops (non-zero).
 run: $(VENV)/.installed $(AZURITE)
 	./scripts/run-local
+
+## make core-tools: only make sure `func` is there (the same check and install as `make run`).
+core-tools:
+	./scripts/run-local --core-tools-only
 
 ## make test: everything the tests need, then lint and the whole suite (Azurite is started by the tests).
 test: $(VENV)/.installed $(AZURITE)

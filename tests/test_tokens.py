@@ -263,7 +263,8 @@ def test_revoked_connection_is_not_connected(strava_env: dict, storage: Storage,
     assert stored is not None and stored.lease_until == 0.0
 
 
-def test_wrong_client_secret_is_permanent_and_quiet(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
+def test_wrong_client_secret_is_permanent_and_quiet(strava_env: dict, storage: Storage,
+                                                    fake_strava: FakeStrava) -> None:
     connect_expiring(storage, fake_strava)
     tm = TokenManager(storage, base_url=fake_strava.url, client_id=fake_strava.client_id,
                       client_secret="not-the-secret-xyz")

@@ -12,7 +12,8 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,11 +49,18 @@ ORIGINAL_KEYS = [
 RUNNER = r"""
 const fs = require('fs');
 const code = fs.readFileSync(process.argv[2], 'utf8');
+const exitWhenSettled = process.argv[3] === '--exit-when-settled';
 const inputData = JSON.parse(fs.readFileSync(0, 'utf8'));
 const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+// One line on stdout as soon as the step settles: the test reads it while node may still be running
+// (a request the step stopped waiting for keeps node alive until its answer comes).
+const settle = (result) => {
+  fs.writeSync(1, JSON.stringify(result) + '\n');
+  if (exitWhenSettled) process.exit(0); // like Zapier ending the step's sandbox the moment the step ends
+};
 new AsyncFunction('inputData', 'fetch', code)(inputData, globalThis.fetch).then(
-  (output) => process.stdout.write(JSON.stringify({ ok: true, output })),
-  (err) => process.stdout.write(JSON.stringify({ ok: false, error: String(err && err.message) })),
+  (output) => settle({ ok: true, output }),
+  (err) => settle({ ok: false, error: String(err && err.message) }),
 );
 """
 
@@ -77,10 +85,25 @@ class Recorder:
     status: int = 202
     body: str = '{"id":"abc","status":"queued"}'
     stall: bool = False
+    delay: float = 0.0  # seconds between reading the whole request and answering (a cold start)
     requests: list[dict[str, Any]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     stalled: threading.Event = field(default_factory=threading.Event)
     still_stalled: bool = False
+    received: threading.Event = field(default_factory=threading.Event)  # a request was read to its end (or failed)
+    answered: threading.Event = field(default_factory=threading.Event)  # its answer was written (or failed)
+    answer_error: str | None = None
+    caller_connected: bool | None = None  # whether the caller still held the connection open when the answer was ready
+
+
+def caller_connected(conn: socket.socket) -> bool:
+    """True while the peer keeps the connection open (no FIN, no reset), without consuming anything."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True  # open, nothing more sent
+    except OSError:
+        return False  # reset
 
 
 @pytest.fixture
@@ -90,13 +113,28 @@ def app() -> Iterator[tuple[Recorder, str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            rec.requests.append({"method": "POST", "path": self.path, "headers": dict(self.headers), "raw": raw})
+            raw, read_error = b"", None
+            try:
+                while len(raw) < length:  # read as it arrives: a reset or an early close shows as a short body
+                    chunk = self.rfile.read1(length - len(raw))
+                    if not chunk:
+                        break
+                    raw += chunk
+            except OSError as exc:
+                read_error = repr(exc)
+            rec.requests.append({
+                "method": "POST", "path": self.path, "headers": dict(self.headers), "raw": raw,
+                "content_length": length, "read_error": read_error,
+            })
+            rec.received.set()
             if rec.stall:
                 rec.still_stalled = True
                 rec.stalled.set()
                 rec.release.wait(timeout=60)
                 rec.still_stalled = False
+            if rec.delay:
+                time.sleep(rec.delay)  # the app is starting: this is the scenario, not synchronisation
+            rec.caller_connected = caller_connected(self.connection)
             payload = rec.body.encode()
             try:
                 self.send_response(rec.status)
@@ -104,8 +142,10 @@ def app() -> Iterator[tuple[Recorder, str]]:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-            except OSError:
-                pass  # the snippet gave up and closed the connection
+                self.wfile.flush()
+            except OSError as exc:
+                rec.answer_error = repr(exc)  # the caller had gone (node exited)
+            rec.answered.set()
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -122,24 +162,70 @@ def app() -> Iterator[tuple[Recorder, str]]:
         server.server_close()
 
 
+class Step:
+    """The snippet running in node; `result()` is the step's outcome, available before node exits."""
+
+    def __init__(self, input_data: dict[str, Any], tmp_path: Path, code: str | None = None,
+                 *, exit_when_settled: bool = False) -> None:
+        runner = tmp_path / "runner.js"
+        runner.write_text(RUNNER)
+        snippet = SNIPPET
+        if code is not None:
+            snippet = tmp_path / "code-step.js"
+            snippet.write_text(code)
+        args = [NODE or "node", str(runner), str(snippet)]
+        if exit_when_settled:
+            args.append("--exit-when-settled")
+        source = tmp_path / "input.json"
+        source.write_text(json.dumps(input_data))
+        with source.open() as stdin:
+            self.proc = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def result(self, timeout: float = 30) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        assert lines and lines[0], f"the step did not settle within {timeout} s"
+        return json.loads(lines[0])
+
+    def finish(self, timeout: float = 30) -> None:
+        """Node exits by itself (nothing left hanging for ever), cleanly, with no unhandled rejection."""
+        _, stderr = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, stderr
+        assert "UnhandledPromiseRejection" not in stderr and "Unhandled" not in stderr, stderr
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+
+
+@pytest.fixture
+def start_step() -> Iterator[Callable[..., Step]]:
+    steps: list[Step] = []
+
+    def start(*args: Any, **kwargs: Any) -> Step:
+        steps.append(Step(*args, **kwargs))
+        return steps[-1]
+
+    yield start
+    for step in steps:
+        step.kill()
+
+
 def run_snippet(input_data: dict[str, Any], tmp_path: Path, code: str | None = None) -> dict[str, Any]:
-    runner = tmp_path / "runner.js"
-    runner.write_text(RUNNER)
-    snippet = SNIPPET
-    if code is not None:
-        snippet = tmp_path / "code-step.js"
-        snippet.write_text(code)
-    done = subprocess.run(
-        [NODE or "node", str(runner), str(snippet)],
-        input=json.dumps(input_data),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "UnhandledPromiseRejection" not in done.stderr
-    return json.loads(done.stdout)
+    step = Step(input_data, tmp_path, code)
+    try:
+        result = step.result()
+        step.finish()
+        return result
+    finally:
+        step.kill()
 
 
 def closed_port() -> int:
@@ -222,18 +308,103 @@ def test_wrong_key_answer_fails_the_zap(app: tuple[Recorder, str], tmp_path: Pat
     assert_no_secret(result["error"])
 
 
-def test_slow_app_times_out_before_zapiers_limit_and_abandons_the_request(
-    app: tuple[Recorder, str], tmp_path: Path
+def big_payload(points: int) -> dict[str, str]:
+    """A Zapier-style activity with `points` GPS points (about 45 bytes of JSON each)."""
+    def column(fmt: Callable[[int], str]) -> str:
+        return ",".join(fmt(i) for i in range(points))
+
+    types = ["start", *["gps"] * (points - 2), "end"]
+    return {
+        **SMALL_PAYLOAD,
+        "activityPathLatitude": column(lambda i: f"{51.3 + i * 1e-5:.6f}"),
+        "activityPathLongitude": column(lambda i: f"{-0.57 + i * 1e-5:.6f}"),
+        "activityPathAltitude": column(lambda i: f"{20 + (i % 50) / 10:.1f}"),
+        "activityPathTimestamp": column(lambda i: f"{i * 1.5:.1f}"),
+        "activityPathType": ",".join(types),
+        "activityHeartRateTimestamp": column(lambda i: f"{i * 1.5:.1f}"),
+        "activityHeartRateBpm": column(lambda i: str(120 + i % 40)),
+    }
+
+
+def assert_cold_start_message(error: str) -> None:
+    assert "127.0.0.1" in error and "did not answer within 900 ms" in error
+    assert "starting" in error and "cold start" in error
+    assert "was sent" in error and "will most likely still be processed" in error
+    assert "GET http://127.0.0.1:" in error and "/api/activities?code=<function key>" in error
+    assert "X-Api-Key" in error
+    assert "Replaying this run is always safe" in error
+    assert "replay this run" not in error  # the old advice, given while aborting the request
+    assert_no_secret(error)
+
+
+def assert_whole_request_arrived(rec: Recorder, payload: dict[str, str]) -> None:
+    assert rec.received.wait(timeout=10), "the request never reached the server"
+    (req,) = rec.requests
+    assert req["read_error"] is None  # the client did not reset the connection under the server
+    expected = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    assert req["content_length"] == len(expected)
+    assert req["raw"] == expected  # every byte of the body, as the snippet sent it
+    assert req["headers"]["X-Api-Key"] == API_KEY
+
+
+def test_slow_app_fails_the_step_before_zapiers_limit_without_abandoning_the_request(
+    app: tuple[Recorder, str], tmp_path: Path, start_step: Callable[..., Step]
 ) -> None:
+    # Was: the snippet aborted its request at 800 ms and asked for a replay. Now it stops waiting and
+    # says the activity was sent, while the request stays open for the app to answer.
     rec, url = app
     rec.stall = True
-    result = run_snippet({**SMALL_PAYLOAD, "apiKey": API_KEY, "apiEndpoint": url}, tmp_path)
+    step = start_step({**SMALL_PAYLOAD, "apiKey": API_KEY, "apiEndpoint": url}, tmp_path)
+    result = step.result()
     assert rec.stalled.is_set()  # the request did reach the app
     assert result["ok"] is False
-    assert "no answer" in result["error"] and "800 ms" in result["error"] and "replay" in result["error"]
-    assert_no_secret(result["error"])
-    # node finished while the app was still holding the request: the snippet did not wait for it.
+    assert_cold_start_message(result["error"])
+    # The step ended while the app was still holding the request: the snippet did not wait for it...
     assert rec.still_stalled is True
+    # ...and did not cut it off either: the app's late answer is delivered and node then exits cleanly.
+    rec.release.set()
+    assert rec.answered.wait(timeout=10)
+    assert rec.caller_connected is True and rec.answer_error is None
+    step.finish()
+
+
+def test_cold_start_fails_the_step_and_the_app_still_receives_the_whole_request(
+    app: tuple[Recorder, str], tmp_path: Path, start_step: Callable[..., Step]
+) -> None:
+    rec, url = app
+    rec.delay = 1.5  # the app answers 1.5 s after it has read the request, like a cold start
+    payload = big_payload(5000)
+    step = start_step({**payload, "apiKey": API_KEY, "apiEndpoint": url}, tmp_path)
+    result = step.result()
+    assert result["ok"] is False  # the step failed before the app answered (a 202 would have made it pass)
+    assert_cold_start_message(result["error"])
+    assert_whole_request_arrived(rec, payload)
+    assert rec.answered.wait(timeout=10)
+    assert rec.caller_connected is True  # the connection was still open for the answer: nothing was aborted
+    assert rec.answer_error is None
+    step.finish()
+
+
+def test_cold_start_request_is_whole_even_when_the_sandbox_ends_with_the_step(
+    app: tuple[Recorder, str], tmp_path: Path, start_step: Callable[..., Step]
+) -> None:
+    # Zapier may freeze or end the step's sandbox as soon as the step fails. Node exits at that moment
+    # here: the whole request has already been written, so the app still has all of it.
+    rec, url = app
+    rec.delay = 1.5
+    payload = big_payload(5000)
+    step = start_step({**payload, "apiKey": API_KEY, "apiEndpoint": url}, tmp_path, exit_when_settled=True)
+    result = step.result()
+    assert result["ok"] is False
+    assert_cold_start_message(result["error"])
+    assert_whole_request_arrived(rec, payload)
+    step.finish()
+
+
+def test_snippet_never_aborts_its_request() -> None:
+    code = SNIPPET.read_text()
+    assert "new AbortController" not in code and ".abort(" not in code
+    assert "signal" not in code  # no abort signal handed to fetch
 
 
 def test_timeout_constant_stays_under_zapiers_one_second() -> None:

@@ -12,14 +12,26 @@
  * A Zap built for the original app already sends exactly these names: only apiEndpoint changes.
  * Instead of apiEndpoint/apiKey you may fill ENDPOINT/API_KEY below; Input Data wins when both are set.
  *
- * The app answers 202 (queued) or 200 (already known) within well under a second; this step returns
- * {status, body} then. Anything else (a wrong key, a rejected payload, no answer within TIMEOUT_MS,
- * which stays under the free plan's 1-second limit) throws, so Zapier marks the run as failed and you
- * can replay it: the app recognises an activity it has already seen, so a replay never duplicates it.
+ * A running app answers 202 (queued) or 200 (already known) well within a second; this step returns
+ * {status, body} then. Any other answer (a wrong key, a rejected payload) throws, so Zapier marks the
+ * run as failed and shows why.
+ *
+ * An app that was idle (scaled to zero) first has to start, which takes seconds: longer than the free
+ * plan's 1-second limit for Code steps. This step never aborts its request: a request cut off while
+ * the app starts may never be processed, whereas one left alone is (the app keeps working on a request
+ * whose caller has gone). It only stops waiting: with no answer TIMEOUT_MS after the step began, it
+ * fails with a message saying the activity was sent and how to check that it arrived. By then the
+ * whole request has been written: fetch sends the headers and the body as soon as the connection is
+ * open and only then waits for the answer, which is what the app is slow to give (the tests check this
+ * with a server that answers after 1.5 s: it receives the whole body even when node exits the moment
+ * this step fails). Replaying a run is always safe: the app recognises an activity it already has and
+ * never uploads it twice. On a paid plan, where a Code step may run 10 s or more, raise TIMEOUT_MS (to
+ * 9000, say) to wait out a cold start instead.
  */
+const STARTED = Date.now();
 const ENDPOINT = '';
 const API_KEY = '';
-const TIMEOUT_MS = 800;
+const TIMEOUT_MS = 900;
 
 const endpoint = String(inputData.apiEndpoint || ENDPOINT).trim();
 const apiKey = String(inputData.apiKey || API_KEY).trim();
@@ -54,42 +66,41 @@ for (const [name, value] of Object.entries(inputData)) {
   if (name !== 'apiKey' && name !== 'apiEndpoint') payload[name] = value;
 }
 
-const controller = typeof AbortController === 'function' ? new AbortController() : null;
-let timer;
-const timeout = new Promise((resolve) => {
-  timer = setTimeout(() => {
-    if (controller) controller.abort();
-    resolve(null);
-  }, TIMEOUT_MS);
-});
-
+// Deliberately no AbortController here: once sent, the request is never cut off (see above).
 const exchange = (async () => {
   const res = await fetch(url.toString(), {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', 'X-Api-Key': apiKey },
     body: JSON.stringify(payload),
-    signal: controller ? controller.signal : undefined,
   });
   return { status: res.status, body: await res.text() };
 })();
+exchange.catch(() => {}); // a late failure, after this step gave up waiting, must not surface as an unhandled rejection
+
+let timer;
+const deadline = new Promise((resolve) => {
+  timer = setTimeout(() => resolve(null), Math.max(0, TIMEOUT_MS - (Date.now() - STARTED)));
+});
 
 let answer;
 try {
-  answer = await Promise.race([exchange, timeout]);
+  answer = await Promise.race([exchange, deadline]);
 } catch (err) {
-  if (controller && controller.signal.aborted) answer = null;
-  else {
-    const reason = err && err.cause && err.cause.code ? err.cause.code : (err && err.message) || err;
-    throw new Error('runkeeper-strava-sync: could not reach ' + where + ': ' + scrub(reason));
-  }
+  const reason = err && err.cause && err.cause.code ? err.cause.code : (err && err.message) || err;
+  throw new Error('runkeeper-strava-sync: could not reach ' + where + ': ' + scrub(reason));
 } finally {
   clearTimeout(timer);
 }
-exchange.catch(() => {}); // the losing side of the race must not surface as an unhandled rejection
 
 if (answer === null) {
-  throw new Error('runkeeper-strava-sync: no answer from ' + where + ' within ' + TIMEOUT_MS
-    + ' ms (timed out before Zapier\'s 1 s limit). The activity may not have been received: replay this run.');
+  throw new Error('runkeeper-strava-sync: ' + where + ' did not answer within ' + TIMEOUT_MS + ' ms'
+    + ' (Zapier\'s free plan stops a Code step at 1 s): the app was most likely starting (a cold start'
+    + ' after it was idle takes a few seconds). The activity was sent all the same and will most likely'
+    + ' still be processed.'
+    + ' To check, in a minute or two: GET ' + url.origin + '/api/activities?code=<function key> with the'
+    + ' header X-Api-Key: <your key> lists your recent activities, newest first (see the README,'
+    + ' "Status, replay and several athletes"). Replaying this run is always safe: the app recognises'
+    + ' an activity it already has and never uploads it twice.');
 }
 if (answer.status < 200 || answer.status > 299) {
   throw new Error('runkeeper-strava-sync at ' + where + ' answered HTTP ' + answer.status + ': '
