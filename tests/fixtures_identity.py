@@ -20,11 +20,13 @@ credential across tests keeps the values it read when building it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
+from shared import store
+from shared.store import Storage
 from tests.azurite import ACCOUNT_KEY, Azurite
 from tests.fake_identity import FAKE_CLIENT_ID, FakeIdentity
 
@@ -125,3 +127,24 @@ def identity_env(
         lines = [f"  {request}" for request in keyed[:10]]
         pytest.fail(f"{len(keyed)} storage request(s) made with the account key, not the identity:\n"
                     + "\n".join(lines), pytrace=False)
+
+
+def provision(storage: Storage) -> None:
+    """Create every queue, table and container the app uses, as infra/ does in Azure (the app creates none there).
+
+    Done with the identity's own token: an identity-path test never holds the account key.
+    """
+    for name in (store.ACTIVITY_QUEUE, store.POISON_QUEUE):
+        _created(store.queue(storage, name).create_queue)
+    for name in (store.ACTIVITY_LOG_TABLE, store.CONNECTIONS_TABLE, store.OAUTH_STATE_TABLE, store.USERS_TABLE):
+        _created(store.table(storage, name).create_table)
+    _created(store.container(storage, store.PAYLOAD_CONTAINER).create_container)
+
+
+def _created(create: Callable[[], object]) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    try:
+        create()
+    except ResourceExistsError:
+        pass
