@@ -127,8 +127,8 @@ def credential(managed_identity: bool, client_id: str | None) -> TokenCredential
     """
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
-    if managed_identity:
-        return ManagedIdentityCredential(client_id=client_id)
+    if managed_identity:  # one quick retry: the storage call's own retries ask it again, and Zapier has 1 s
+        return ManagedIdentityCredential(client_id=client_id, retry_total=1, retry_backoff_factor=0.2)
     return DefaultAzureCredential(managed_identity_client_id=client_id)
 
 

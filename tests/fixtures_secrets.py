@@ -3,8 +3,9 @@
 Loaded by conftest via pytest_plugins. A handler on the root logger keeps every record (message,
 arguments and traceback, formatted) of the app's loggers and the test helpers' loggers, at DEBUG.
 After each test, the secrets it knew are looked for in the records it produced: the app's API key
-and Strava client secret (from the `strava_env` fixture and fixtures_sync's key) and everything a fake
-Strava issued during the test (its client secret, authorization codes, access and refresh tokens).
+and Strava client secret (from the `strava_env` fixture and fixtures_sync's key) everything a fake
+Strava issued during the test (its client secret, authorization codes, access and refresh tokens),
+and the managed-identity stand-in's header secret and storage tokens.
 A hit is an error on that test, naming the logger and the kind of secret, never the value.
 
 `records_since(mark)` and `mark()` let a test search the records of a stretch of its own run too.
@@ -122,6 +123,11 @@ def known_secrets(funcargs: dict[str, Any], fakes: list[Any]) -> dict[str, str]:
     if isinstance(env, dict):
         found[env.get("SYNC_API_KEY", "")] = "the API key"
         found[env.get("STRAVA_CLIENT_SECRET", "")] = "the Strava client secret"
+    identity = funcargs.get("fake_identity")
+    if identity is not None:  # the managed identity's header secret and the storage tokens it issued
+        found[identity.header_secret] = "the identity endpoint's header secret"
+        for token in identity.issued_secrets:
+            found[token] = "a storage access token"
     for fake in fakes:
         found[fake.client_secret] = "the Strava client secret"
         for value in set(getattr(fake, "issued_secrets", ())):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -331,3 +333,16 @@ def test_an_unexpected_error_in_accept_leaves_no_blob(sync_env, seed_payload, mo
     resp = sync_env.post(dict(seed_payload, activityNotes="n" * 60_000))
     assert resp.status_code == 503 and b"a bug" not in resp.get_body()
     assert sync_env.blobs() == [] and sync_env.queue_count() == 0
+
+
+def test_every_log_line_of_an_ack_is_written_on_its_invocation_thread(sync_env, caplog) -> None:
+    """The Python worker ties a record to its invocation only on the thread it runs the function on: the
+    ack, big payload and blob included, starts no thread of its own."""
+    from tests.athletes import track
+
+    caplog.set_level(logging.DEBUG)
+    threads_before = set(threading.enumerate())
+    resp = sync_env.post(track("2024-05-09T07:00:00+01:00", points=2_000))  # over a message: the blob path
+    assert resp.status_code == 202 and len(sync_env.blobs()) == 1
+    assert caplog.records and {r.thread for r in caplog.records} == {threading.get_ident()}
+    assert set(threading.enumerate()) <= threads_before
