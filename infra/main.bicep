@@ -32,7 +32,7 @@ param location string
 @description('Object id of the person deploying (azd passes AZURE_PRINCIPAL_ID). Non-empty: they get the storage data roles the command line needs (import, status, retry) after `az login`. Empty: no one does.')
 param principalId string = ''
 
-// --- the app's settings (shared/settings.py) ---
+// --- the app's settings (shared/config.py) ---
 
 @description('Client id of your Strava API application (STRAVA_CLIENT_ID). Not a secret: it appears in every authorize URL.')
 @minLength(1)
@@ -91,7 +91,7 @@ param instanceMemoryMB int = 2048
 // function alone). The queue worker runs host.json's batchSize (2) activities per instance (newBatchThreshold 0), so at
 // most 2 x maximumInstanceCount uploads are in flight, ~2 Strava calls each. Strava's default budget is 200 requests
 // / 15 min and 2,000 a day (reads 100 / 15 min, 1,000 a day) for the whole app. Each worker learns the app-wide usage
-// from the X-RateLimit headers of every answer (shared/ratelimit.py) and defers an activity to the next window when
+// from the X-RateLimit headers of every answer (shared/strava/ratelimit.py) and defers an activity to the next window when
 // it is spent (a 429 defers too), so more instances add no requests: only more workers that start without knowing
 // the budget, and more racing for one athlete's token refresh. One runner needs very few.
 @description('Most instances each scale group (HTTP functions; each queue function) may use. Low on purpose: Strava\'s rate limits belong to the whole app, not to an instance.')
@@ -144,7 +144,7 @@ var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 // The Flex deployment package lives here (functionAppConfig.deployment.storage).
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
 
-// Every queue, container and table the app uses, named as in shared/store.py (tests/test_infra.py compares them): the
+// Every queue, container and table the app uses, named as in shared/storage/clients.py (tests/test_infra.py compares them): the
 // template creates them all, so the app never has to create one in Azure (its create-if-missing is for Azurite).
 var activityQueue = 'runkeeper-activities' // store.ACTIVITY_QUEUE: the ack sends, sync_activity is triggered by it
 var poisonQueue = 'runkeeper-activities-poison' // store.POISON_QUEUE: the host moves failed messages here

@@ -11,9 +11,9 @@ import azure.functions as func
 import requests
 
 import function_app
-from shared import users
-from shared.connect import callback, connect
-from shared.store import Storage
+from shared.owner.connect import callback, connect
+from shared.storage import users
+from shared.storage.clients import Storage
 from tests.fake_strava import FakeStrava
 
 APP = "http://localhost:7071"

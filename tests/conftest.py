@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.store import Storage
+from shared.storage.clients import Storage
 from tests.azurite import Azurite
 
 # Fixture modules owned by each part of the app; kept out of this file so they grow independently.

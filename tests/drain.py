@@ -29,9 +29,9 @@ import azure.functions as func
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient
 
-from shared import store
-from shared.settings import load
-from shared.store import Storage
+from shared.config import load
+from shared.storage import clients as store
+from shared.storage.clients import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST_JSON = ROOT / "host.json"

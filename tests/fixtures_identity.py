@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shared import store
-from shared.store import Storage
+from shared.storage import clients
+from shared.storage.clients import Storage
 from tests.azurite import ACCOUNT_KEY, Azurite
 from tests.fake_identity import FAKE_CLIENT_ID, FakeIdentity
 
@@ -134,11 +134,11 @@ def provision(storage: Storage) -> None:
 
     Done with the identity's own token: an identity-path test never holds the account key.
     """
-    for name in (store.ACTIVITY_QUEUE, store.POISON_QUEUE):
-        _created(store.queue(storage, name).create_queue)
-    for name in (store.ACTIVITY_LOG_TABLE, store.CONNECTIONS_TABLE, store.OAUTH_STATE_TABLE, store.USERS_TABLE):
-        _created(store.table(storage, name).create_table)
-    _created(store.container(storage, store.PAYLOAD_CONTAINER).create_container)
+    for name in (clients.ACTIVITY_QUEUE, clients.POISON_QUEUE):
+        _created(clients.queue(storage, name).create_queue)
+    for name in (clients.ACTIVITY_LOG_TABLE, clients.CONNECTIONS_TABLE, clients.OAUTH_STATE_TABLE, clients.USERS_TABLE):
+        _created(clients.table(storage, name).create_table)
+    _created(clients.container(storage, clients.PAYLOAD_CONTAINER).create_container)
 
 
 def _created(create: Callable[[], object]) -> None:

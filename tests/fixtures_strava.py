@@ -2,7 +2,7 @@
 
 - `fake_strava`: a fresh fake per test (`fake_strava.url`; knobs in its module docstring).
 - `strava_env`: the app's settings pointing at Azurite and the fake, also put into os.environ for the
-  test (so `shared.settings.load()` sees them); the Strava connection and OAuth-state tables start empty.
+  test (so `shared.config.load()` sees them); the Strava connection and OAuth-state tables start empty.
 - `connected_athlete`: the fake's default athlete connected through the real code exchange (a `Connection`).
 - `strava_client`: a `StravaClient` for that athlete with short timeouts (2 s connect, 5 s read).
 """
@@ -14,11 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared import store
-from shared.settings import Settings, load
-from shared.store import Storage
-from shared.strava import StravaClient
-from shared.tokens import Connection, client_from_settings, exchange_code, save_connection
+from shared.config import Settings, load
+from shared.storage import clients
+from shared.storage.clients import Storage
+from shared.strava.api import StravaClient
+from shared.strava.tokens import Connection, client_from_settings, exchange_code, save_connection
 from tests.drain import set_storage_env, storage_settings
 from tests.fake_strava import FakeStrava
 
@@ -35,14 +35,14 @@ def fake_strava() -> Iterator[FakeStrava]:
 
 def clear_table(storage: Storage, name: str) -> None:
     """Delete every entity of a shared table, so one test's connection is not the next one's."""
-    table = store.table(storage, name)
+    table = clients.table(storage, name)
     for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
         table.delete_entity(entity["PartitionKey"], entity["RowKey"])
 
 
 @pytest.fixture
 def strava_env(storage: Storage, fake_strava: FakeStrava, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Settings for the app (a mapping for `shared.settings.load(env)`), also set in os.environ."""
+    """Settings for the app (a mapping for `shared.config.load(env)`), also set in os.environ."""
     env = {
         **storage_settings(storage),
         "SYNC_API_KEY": "test-key-" + secrets.token_hex(12),
@@ -54,8 +54,8 @@ def strava_env(storage: Storage, fake_strava: FakeStrava, monkeypatch: pytest.Mo
     set_storage_env(monkeypatch, storage)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    clear_table(storage, store.CONNECTIONS_TABLE)
-    clear_table(storage, store.OAUTH_STATE_TABLE)
+    clear_table(storage, clients.CONNECTIONS_TABLE)
+    clear_table(storage, clients.OAUTH_STATE_TABLE)
     return env
 
 

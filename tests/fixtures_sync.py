@@ -11,8 +11,8 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared import activitylog, store
-from shared.store import Storage
+from shared.storage import activitylog, clients
+from shared.storage.clients import Storage
 from tests.drain import Drain, raw_queue, set_storage_env
 from tests.fake_strava import FakeStrava
 from tests.fixtures_strava import connect_athlete
@@ -64,7 +64,7 @@ class SyncEnv:
     def queue_count(self, poison: bool = False) -> int:
         """Messages in the activity queue (or its poison queue), visible or not."""
         name = self.names["POISON_QUEUE"] if poison else self.names["ACTIVITY_QUEUE"]
-        client = store.queue(self.storage, name)
+        client = clients.queue(self.storage, name)
         return client.get_queue_properties().approximate_message_count or 0
 
     def visible_messages(self, poison: bool = False) -> list[dict[str, Any]]:
@@ -74,7 +74,7 @@ class SyncEnv:
         return [json.loads(base64.b64decode(m.content)) for m in raw.peek_messages(max_messages=32)]
 
     def blobs(self) -> list[str]:
-        return [b.name for b in store.container(self.storage, self.names["PAYLOAD_CONTAINER"]).list_blobs()]
+        return [b.name for b in clients.container(self.storage, self.names["PAYLOAD_CONTAINER"]).list_blobs()]
 
     def drain(self, **kwargs: Any) -> Drain:
         kwargs.setdefault("release_delay", 0)
@@ -102,7 +102,7 @@ def sync_env(storage: Storage, unique: str, monkeypatch: pytest.MonkeyPatch) -> 
     }
     assert set(names) == set(_NAMES)
     for attr, value in names.items():
-        monkeypatch.setattr(store, attr, value)
+        monkeypatch.setattr(clients, attr, value)
     set_storage_env(monkeypatch, storage)
     monkeypatch.setenv("SYNC_API_KEY", SYNC_API_KEY)
     monkeypatch.setenv("SYNC_DELAY_SCALE", "0.001")  # 15 minutes of rate-limit wait become about a second

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from shared import ack, activitylog, jobs, store
-from shared.syncid import sync_id
+from shared.live import ack
+from shared.model.syncid import sync_id
+from shared.storage import activitylog, clients
+from shared.storage import messages as jobs
 from tests.azurite import free_port
 
 SEED_SYNC_ID = sync_id(__import__("datetime").datetime.fromisoformat("2022-09-26T18:52:22+01:00"), "Run")
@@ -190,7 +192,7 @@ def test_posted_twice_is_queued_once(sync_env, seed_payload) -> None:
 @pytest.mark.parametrize("status", ["synced", "duplicate", "uploading"])
 def test_replay_of_a_done_or_running_activity_answers_its_status(sync_env, seed_payload, status) -> None:
     assert sync_env.post(seed_payload).status_code == 202
-    store.queue(sync_env.storage, store.ACTIVITY_QUEUE).clear_messages()  # as if the worker had taken it
+    clients.queue(sync_env.storage, clients.ACTIVITY_QUEUE).clear_messages()  # as if the worker had taken it
     row = sync_env.entry(SEED_SYNC_ID)
     activitylog.save(sync_env.storage, row, status=status, activity_id="98765432101", attempts=1)
 
@@ -204,7 +206,7 @@ def test_replay_of_a_done_or_running_activity_answers_its_status(sync_env, seed_
 def test_replay_of_a_big_done_activity_leaves_no_blob(sync_env, seed_payload) -> None:
     big = dict(seed_payload, activityNotes="n" * 60_000)
     assert sync_env.post(big).status_code == 202
-    store.queue(sync_env.storage, store.ACTIVITY_QUEUE).clear_messages()
+    clients.queue(sync_env.storage, clients.ACTIVITY_QUEUE).clear_messages()
     for name in sync_env.blobs():
         jobs.delete_payload(sync_env.storage, name)
     activitylog.save(sync_env.storage, sync_env.entry(SEED_SYNC_ID), status="synced", activity_id="1")
@@ -215,7 +217,7 @@ def test_replay_of_a_big_done_activity_leaves_no_blob(sync_env, seed_payload) ->
 @pytest.mark.parametrize("status", ["failed", "rejected"])
 def test_replay_of_a_failed_activity_queues_it_again(sync_env, seed_payload, status) -> None:
     assert sync_env.post(seed_payload).status_code == 202
-    store.queue(sync_env.storage, store.ACTIVITY_QUEUE).clear_messages()
+    clients.queue(sync_env.storage, clients.ACTIVITY_QUEUE).clear_messages()
     row = sync_env.entry(SEED_SYNC_ID)
     activitylog.save(sync_env.storage, row, status=status, error="no Strava connection yet", attempts=1)
 
@@ -229,7 +231,7 @@ def test_replay_of_a_failed_activity_queues_it_again(sync_env, seed_payload, sta
 
 def test_replay_of_a_queued_row_whose_message_was_lost_queues_it_again(sync_env, seed_payload, monkeypatch) -> None:
     assert sync_env.post(seed_payload).status_code == 202
-    store.queue(sync_env.storage, store.ACTIVITY_QUEUE).clear_messages()  # the message is lost
+    clients.queue(sync_env.storage, clients.ACTIVITY_QUEUE).clear_messages()  # the message is lost
     assert sync_env.post(seed_payload).status_code == 200  # recent: trusted
     assert sync_env.queue_count() == 0
     monkeypatch.setattr(ack, "STALE_QUEUED", timedelta(seconds=-1))  # no worker has touched it for too long
@@ -324,7 +326,7 @@ def test_a_key_cut_short_in_a_quoted_value_is_redacted_too(sync_env, seed_payloa
 
 
 def test_an_unexpected_error_in_accept_leaves_no_blob(sync_env, seed_payload, monkeypatch) -> None:
-    from shared import sports
+    from shared.model import sports
 
     def broken(*args: object) -> None:
         raise RuntimeError("a bug")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import activitylog as al
+from shared.storage import activitylog as al
 
 
 def _entry(sync_id: str, start: datetime | None, status: str = "queued", user: str = al.OWNER) -> al.Entry:
@@ -43,11 +43,11 @@ def test_save_is_a_compare_and_swap(sync_env) -> None:
 
 
 def test_one_structured_line_per_state_change(sync_env, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="shared.activitylog")
+    caplog.set_level(logging.INFO, logger="shared.storage.activitylog")
     created = al.create(sync_env.storage, _entry("a3", datetime(2024, 1, 1, tzinfo=UTC)))
     assert created is not None
     al.save(sync_env.storage, created, status="failed", error="Strava said no")
-    lines = [r.getMessage() for r in caplog.records if r.name == "shared.activitylog"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.storage.activitylog"]
     assert lines[0].startswith("activity sync_id=a3 status=queued source=zapier user=owner")
     assert lines[1].startswith("activity sync_id=a3 status=failed") and 'error="Strava said no"' in lines[1]
     assert len(lines) == 2

@@ -11,8 +11,10 @@ import logging
 import pytest
 import requests
 
-from shared import store, sync, tokens, users
-from shared.connect import callback, connect
+from shared.live import sync
+from shared.owner.connect import callback, connect
+from shared.storage import clients, users
+from shared.strava import tokens
 from tests.athletes import (
     APP,
     body,
@@ -30,7 +32,7 @@ from tests.athletes import (
 
 @pytest.fixture(autouse=True)
 def own_table(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "USERS_TABLE", f"users{unique}")
+    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
 
 
 @pytest.fixture
@@ -77,7 +79,7 @@ def test_each_athletes_posts_reach_their_own_strava(two, caplog) -> None:
     assert bob_view["user"] == bob_user and [a["id"] for a in bob_view["activities"]] == [his, mine]
 
     # One structured line per state change, naming sync id, status and user.
-    lines = [r.getMessage() for r in caplog.records if r.name == "shared.activitylog"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.storage.activitylog"]
     assert any(f"sync_id={his} status=queued" in m and f"user={bob_user}" in m for m in lines)
     assert any(f"sync_id={his} status=synced" in m and f"user={bob_user}" in m for m in lines)
     assert any(f"sync_id={mine} status=synced" in m and "user=owner" in m for m in lines)

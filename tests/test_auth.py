@@ -1,4 +1,4 @@
-from shared.auth import key_matches, redact
+from shared.web.auth import key_matches, redact
 
 
 def test_key_matches_only_equal_non_empty_keys() -> None:

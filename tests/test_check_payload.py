@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.activity import Activity
-from shared.runkeeper import _PLAIN_COLUMNS, Checked, check_payload, parse_payload
+from shared.model.activity import Activity
+from shared.runkeeper.payload import _PLAIN_COLUMNS, Checked, check_payload, parse_payload
 from tests.conftest import data_path
 
 

@@ -14,9 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from shared import activitylog, replay, store, tokens, users
-from shared.activitylog import Entry
-from shared.cli import main
+from shared.cli.app import main
+from shared.owner import replay
+from shared.storage import activitylog, clients, users
+from shared.storage.activitylog import Entry
+from shared.strava import tokens
 from tests.athletes import body, connect_with, invite, post_activity, track
 from tests.conftest import data_path
 
@@ -25,7 +27,7 @@ START = datetime(2024, 3, 1, 7, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def own_table(unique: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
-    monkeypatch.setattr(store, "USERS_TABLE", f"users{unique}")
+    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
     monkeypatch.chdir(tmp_path)  # no local.settings.json: the environment is the settings
     shared = logging.getLogger("shared")  # an in-process import sets up its own output: undo it for later tests
     saved = (shared.propagate, shared.level, list(shared.handlers))

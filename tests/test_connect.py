@@ -12,10 +12,10 @@ import pytest
 import requests
 
 import function_app
-from shared import oauthstate
-from shared.connect import callback, callback_url, connect
-from shared.store import Storage
-from shared.tokens import get_connection
+from shared.owner.connect import callback, callback_url, connect
+from shared.storage import oauthstates
+from shared.storage.clients import Storage
+from shared.strava.tokens import get_connection
 from tests.azurite import free_port
 from tests.fake_strava import FakeStrava
 
@@ -78,7 +78,7 @@ def test_without_the_right_key_401_json(strava_env: dict[str, str], storage: Sto
     assert "API key" in json.loads(answer.get_body())["error"]
     wrong_query = connect(get(f"{APP}/api/strava/connect?key=nope"))
     assert wrong_query.status_code == 401 and wrong_query.get_body() == answer.get_body()
-    assert list(oauthstate.store.table(storage, oauthstate.store.OAUTH_STATE_TABLE).list_entities()) == []
+    assert list(oauthstates.clients.table(storage, oauthstates.clients.OAUTH_STATE_TABLE).list_entities()) == []
 
 
 def test_used_state_is_refused(strava_env: dict[str, str], fake_strava: FakeStrava, storage: Storage) -> None:
@@ -102,7 +102,7 @@ def test_unknown_state_is_refused_and_nothing_stored(strava_env: dict[str, str],
 
 
 def test_expired_state_is_refused(strava_env: dict[str, str], fake_strava: FakeStrava, storage: Storage) -> None:
-    state = oauthstate.create_state(storage, now=time.time() - oauthstate.TTL_SECONDS - 1)
+    state = oauthstates.create_state(storage, now=time.time() - oauthstates.TTL_SECONDS - 1)
     page = callback(get(f"{APP}/api/strava/callback?state={state}&code={fake_strava.issue_code()}"
                         "&scope=read,activity:write,activity:read_all"))
     assert page.status_code == 400 and "expired" in text(page)
@@ -110,9 +110,9 @@ def test_expired_state_is_refused(strava_env: dict[str, str], fake_strava: FakeS
 
 
 def test_state_is_good_for_ten_minutes(storage: Storage, strava_env: dict[str, str]) -> None:
-    state = oauthstate.create_state(storage, now=time.time() - oauthstate.TTL_SECONDS + 30)
-    assert oauthstate.consume_state(storage, state) == "ok"
-    assert oauthstate.consume_state(storage, state) == "used"
+    state = oauthstates.create_state(storage, now=time.time() - oauthstates.TTL_SECONDS + 30)
+    assert oauthstates.consume_state(storage, state) == "ok"
+    assert oauthstates.consume_state(storage, state) == "used"
 
 
 def test_access_denied_changes_nothing(strava_env: dict[str, str], fake_strava: FakeStrava, storage: Storage) -> None:

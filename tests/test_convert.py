@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.activity import Activity, Point
-from shared.convert import StravaActivity, to_strava
-from shared.runkeeper import parse_payload
+from shared.model.activity import Activity, Point
+from shared.runkeeper.payload import parse_payload
+from shared.strava.convert import StravaActivity, to_strava
 from tests.conftest import data_path
 
 LONDON = "Europe/London"

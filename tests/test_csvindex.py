@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.csvindex import CsvError, parse_csv, parse_duration
+from shared.runkeeper.csvindex import CsvError, parse_csv, parse_duration
 from tests.conftest import data_path
 
 OLD = "Date,Type,Route Name,Distance (km),Duration,Average Pace,Average Speed (km/h),Calories Burned,Climb (m),"\

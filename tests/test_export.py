@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.export import ExportError, MemberError, open_export, safe_name
+from shared.runkeeper.export import ExportError, MemberError, open_export, safe_name
 from tests.conftest import data_path
 
 GPX = b'<?xml version="1.0"?><gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"></gpx>'

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import function_app
-from shared import store
+from shared.storage import clients
 from tests.drain import HostQueueSettings, host_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,13 +23,13 @@ def _bindings(name: str) -> list[dict]:
 
 
 def test_queue_bindings_use_the_store_names_and_the_poison_convention() -> None:
-    assert function_app.ACTIVITY_QUEUE == store.ACTIVITY_QUEUE == "runkeeper-activities"
-    assert function_app.POISON_QUEUE == store.POISON_QUEUE == store.ACTIVITY_QUEUE + "-poison"
+    assert function_app.ACTIVITY_QUEUE == clients.ACTIVITY_QUEUE == "runkeeper-activities"
+    assert function_app.POISON_QUEUE == clients.POISON_QUEUE == clients.ACTIVITY_QUEUE + "-poison"
     [trigger] = _bindings("sync_activity")
-    assert trigger["type"] == "queueTrigger" and trigger["queueName"] == store.ACTIVITY_QUEUE
+    assert trigger["type"] == "queueTrigger" and trigger["queueName"] == clients.ACTIVITY_QUEUE
     assert trigger["connection"] == "AzureWebJobsStorage"
     [poison] = _bindings("sync_activity_poison")
-    assert poison["queueName"] == store.POISON_QUEUE
+    assert poison["queueName"] == clients.POISON_QUEUE
 
 
 def test_the_ack_is_post_only_with_a_function_key() -> None:
@@ -42,7 +42,7 @@ def test_the_ack_is_post_only_with_a_function_key() -> None:
 def test_host_json_queue_settings_are_what_the_drain_mimics() -> None:
     host = host_settings()
     assert isinstance(host, HostQueueSettings)
-    assert host.message_encoding == "base64"  # what shared.store's queue client writes
+    assert host.message_encoding == "base64"  # what shared.storage.clients's queue client writes
     assert host.max_dequeue_count == 5
     assert host.visibility_timeout == 30.0
 
@@ -54,9 +54,9 @@ _PROBE = textwrap.dedent(
     mode, names, payload = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     if mode == "ack":
         import function_app
-        from shared import store
+        from shared.storage import clients
         for attr, value in names.items():
-            setattr(store, attr, value)
+            setattr(clients, attr, value)
         at_import = sorted(m for m in ("azure.data.tables", "azure.storage.queue", "azure.storage.blob")
                            if m in sys.modules)
         req = func.HttpRequest("POST", "http://localhost/api/runkeeper", headers={}, body=open(payload, "rb").read())
@@ -94,7 +94,8 @@ def test_cold_ack_loads_nothing_beyond_the_storage_sdks(sync_env, seed_payload, 
     assert ack["at_import"] == []  # storage SDKs load on the first request, not at import
 
     loaded = set(ack["modules"])
-    for heavy in ("gpxpy", "shared.strava", "shared.tokens", "shared.sync", "shared.worker", "shared.gpx"):
+    for heavy in ("gpxpy", "shared.strava.api", "shared.strava.tokens", "shared.live.sync", "shared.live.worker",
+                  "shared.strava.gpx"):
         assert heavy not in loaded, heavy
     extra = {m.split(".")[0] for m in loaded - set(floor["modules"])} - {"shared", "function_app"}
     assert "requests" not in extra and "urllib3" not in extra

@@ -11,9 +11,9 @@ import gpxpy
 import gpxpy.gpx
 import pytest
 
-from shared.activity import Activity, HeartRate, Point
-from shared.gpx import activity_to_gpx, xml_text
-from shared.runkeeper import parse_payload
+from shared.model.activity import Activity, HeartRate, Point
+from shared.runkeeper.payload import parse_payload
+from shared.strava.gpx import activity_to_gpx, xml_text
 from tests.conftest import data_path
 
 NS = {"g": "http://www.topografix.com/GPX/1/1", "tpx": "http://www.garmin.com/xmlschemas/TrackPointExtension/v1"}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.gpxfile import GpxError, read_gpx, repair
+from shared.runkeeper.gpxfile import GpxError, read_gpx, repair
 from tests.conftest import data_path
 
 HEADER = b'<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="test" ' \

@@ -16,9 +16,9 @@ from defusedxml import ElementTree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import jobs
-from shared.convert import to_strava
-from shared.runkeeper import parse_payload
+from shared.runkeeper.payload import parse_payload
+from shared.storage import messages
+from shared.strava.convert import to_strava
 
 GPX_NS = "{http://www.topografix.com/GPX/1/1}"
 TRACK = {
@@ -177,7 +177,7 @@ def test_odd_but_valid_input_is_accepted_and_its_gpx_is_well_formed(sync_env, ca
     resp, _ = post(sync_env, payload)
     assert resp.status_code == 202, resp.get_body()[:500]
     [message] = sync_env.visible_messages()
-    queued = jobs.load_payload(sync_env.storage, jobs.decode(json.dumps(message)))
+    queued = messages.load_payload(sync_env.storage, messages.decode(json.dumps(message)))
     gpx = gpx_of(queued)
     if gpx is not None:
         notes = queued.get("activityNotes")

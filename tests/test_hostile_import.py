@@ -32,10 +32,10 @@ PEAK_RSS_LIMIT = 512 * 1024 * 1024
 # Runs the command line with this test's storage names, then reports the process's peak memory.
 RUNNER = """
 import json, os, resource, sys
-from shared import store
+from shared.storage import clients
 for name, value in json.loads(os.environ["SYNC_TEST_STORE_NAMES"]).items():
-    setattr(store, name, value)
-from shared.cli import main
+    setattr(clients, name, value)
+from shared.cli.app import main
 try:
     code = main(sys.argv[1:])
 finally:

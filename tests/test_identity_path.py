@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from shared import store
-from shared.cli import EXIT_OK, main
-from shared.store import Storage
+from shared.cli.app import EXIT_OK, main
+from shared.storage import clients
+from shared.storage.clients import Storage
 from tests.athletes import manual, track
 from tests.fake_identity import FAKE_CLIENT_ID, FakeIdentity
 from tests.fixtures_identity import provision
@@ -37,13 +37,13 @@ def storage(identity_env: dict[str, str]) -> Storage:
 @pytest.fixture(autouse=True)
 def provisioned(sync_env: Any, unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """This test's queues, tables and container, made beforehand as infra/ makes them in Azure."""
-    monkeypatch.setattr(store, "USERS_TABLE", f"users{unique}")
+    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
     provision(sync_env.storage)
 
 
 def forget_credential() -> None:
     """The process keeps one credential, which caches its token: forget it, as a new process would start."""
-    for cached in (store.credential, store.table, store.queue, store.container):
+    for cached in (clients.credential, clients.table, clients.queue, clients.container):
         cached.cache_clear()
 
 
@@ -147,7 +147,7 @@ def test_a_failing_token_endpoint_makes_the_worker_retry_not_lose(connected: Any
     outcomes: list[str] = []
 
     def heal_after_first_try(msg: Any) -> None:
-        from shared.worker import handle_message
+        from shared.live.worker import handle_message
 
         try:
             handle_message(msg)

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from shared import activitylog
-from shared.export import open_export
-from shared.importer import (
+from shared.config import Settings, load
+from shared.history.importer import (
     Importer,
     Item,
     Report,
@@ -26,11 +25,12 @@ from shared.importer import (
     listing_ranges,
     utc_start,
 )
-from shared.settings import Settings, load
-from shared.store import Storage
-from shared.strava import StravaClient
-from shared.syncid import sync_id
-from shared.tokens import client_from_settings
+from shared.model.syncid import sync_id
+from shared.runkeeper.export import open_export
+from shared.storage import activitylog
+from shared.storage.clients import Storage
+from shared.strava.api import StravaClient
+from shared.strava.tokens import client_from_settings
 from tests.conftest import data_path
 from tests.fake_strava import FakeStrava
 from tests.test_gpxfile import BILLION_LAUGHS
@@ -417,10 +417,10 @@ def test_transient_failures_are_retried_without_duplicates(env: Any, client: Str
 
 
 def test_not_connected_stops_with_a_clear_message(sync_env: Any, strava_env: Any, fake_strava: FakeStrava) -> None:
-    from shared.importer import ImportError_
-    from shared.settings import load
-    from shared.strava import NotConnected
-    from shared.tokens import client_from_settings
+    from shared.config import load
+    from shared.history.importer import ImportError_
+    from shared.strava.api import NotConnected
+    from shared.strava.tokens import client_from_settings
 
     client = client_from_settings(load(strava_env))
     with pytest.raises((ImportError_, NotConnected), match="not connected"):

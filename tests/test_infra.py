@@ -3,8 +3,8 @@
 There is no Bicep CLI or azd here, so every .bicep file under infra/ is parsed with a Bicep grammar (pycep): a
 syntax slip fails here rather than at `azd up`. Then the parsed templates are checked against the app itself: the
 plan and scale (Flex Consumption), keyless storage, every role assignment and the code that needs it, every setting
-shared/settings.py reads, the Key Vault references, the alert, the outputs the hooks read, and the names in
-shared/store.py. The azd hooks run for real against a stand-in `azd` / `az`.
+shared/config.py reads, the Key Vault references, the alert, the outputs the hooks read, and the names in
+shared/storage/clients.py. The azd hooks run for real against a stand-in `azd` / `az`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 import pytest
 from pycep import BicepParser
 
-from shared import settings, store
+from shared import config as settings
+from shared.storage import clients
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -320,7 +321,7 @@ def test_no_account_key_or_storage_connection_string_anywhere_in_infra() -> None
             allowed = (match.group() in {"appInsightsConnectionString", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
                        or (match.group() == "ConnectionString" and start.endswith("appInsights.properties.")))
             assert allowed, f"{path.relative_to(ROOT)}: {match.group()!r} is not Application Insights'"
-    assert store.CONNECTION not in api_settings(), "the app must not get a storage connection string"
+    assert clients.CONNECTION not in api_settings(), "the app must not get a storage connection string"
 
 
 def test_the_storage_account_refuses_shared_key_and_plain_http() -> None:
@@ -335,11 +336,11 @@ def test_the_storage_account_refuses_shared_key_and_plain_http() -> None:
 
 def test_storage_settings_are_identity_based_with_the_user_assigned_identity() -> None:
     values = api_settings()
-    assert values[store.CREDENTIAL] == "managedidentity"
-    assert values[store.CLIENT_ID] == "identityClientId"
+    assert values[clients.CREDENTIAL] == "managedidentity"
+    assert values[clients.CLIENT_ID] == "identityClientId"
     assert render(module_call("api")["params"]["identityClientId"]) == "identity.outputs.clientId"
     storage = template("app/storage")
-    for kind, setting in store.SERVICE_URIS.items():
+    for kind, setting in clients.SERVICE_URIS.items():
         param = values[setting]
         assert render(module_call("api")["params"][param]) == f"storage.outputs.{kind}Endpoint"
         endpoint = render(storage.section("outputs")[f"{kind}Endpoint"]["value"])
@@ -370,10 +371,10 @@ def test_application_insights_is_workspace_based_and_reached_by_identity() -> No
 # Settings: every one the app reads is set, deliberately omitted, or a secret from Key Vault
 # ---------------------------------------------------------------------------------------------------------------------
 
-# In shared/settings.py but deliberately not set in Azure.
+# In shared/config.py but deliberately not set in Azure.
 OMITTED_SETTINGS = {
-    store.CONNECTION: "the connection-string form is for Azurite and local runs; the account refuses Shared Key",
-    store.ACCOUNT_NAME: "the template gives the three explicit service URIs instead (either form works)",
+    clients.CONNECTION: "the connection-string form is for Azurite and local runs; the account refuses Shared Key",
+    clients.ACCOUNT_NAME: "the template gives the three explicit service URIs instead (either form works)",
 }
 # Set in Azure for the Functions host, not read by the app's code.
 HOST_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
@@ -401,7 +402,7 @@ def test_plain_settings_come_from_main_parameters_with_the_apps_defaults() -> No
     values, params = api_settings(), template("main").section("parameters")
     for name, default in defaults.items():
         main_param = main_param_feeding("api", values[name])
-        assert params[main_param]["default"] == default, f"{main_param} ({name}): default differs from shared.settings"
+        assert params[main_param]["default"] == default, f"{main_param} ({name}): default differs from shared.config"
         assert settings.SETTINGS[name][0] is (default is None)
 
 
@@ -463,22 +464,22 @@ ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": Role(
         "Storage Blob Data Owner",
         "the host's AzureWebJobsStorage (blob leases; Microsoft documents Owner), the Flex package, claim checks",
-        (("function_app.py", 'connection="AzureWebJobsStorage"'), ("shared/store.py", "PAYLOAD_CONTAINER"),
+        (("function_app.py", 'connection="AzureWebJobsStorage"'), ("shared/storage/clients.py", "PAYLOAD_CONTAINER"),
          ("infra/app/api.bicep", "blobContainer"))),
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": Role(
         "Storage Blob Data Contributor",
         "the command line reads and writes payload blobs (retry of kept payloads)",
-        (("shared/replay.py", "PAYLOAD_CONTAINER"),)),
+        (("shared/owner/replay.py", "PAYLOAD_CONTAINER"),)),
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": Role(
         "Storage Queue Data Contributor",
         "queue triggers, the ack and retries sending, the host moving messages to the poison queue",
-        (("function_app.py", "queue_trigger"), ("shared/store.py", "ACTIVITY_QUEUE"),
-         ("shared/jobs.py", "send_message"))),
+        (("function_app.py", "queue_trigger"), ("shared/storage/clients.py", "ACTIVITY_QUEUE"),
+         ("shared/storage/messages.py", "send_message"))),
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": Role(
         "Storage Table Data Contributor",
         "activity log, tokens, athletes and invitations, OAuth states",
-        (("shared/store.py", "ACTIVITY_LOG_TABLE"), ("shared/store.py", "CONNECTIONS_TABLE"),
-         ("shared/store.py", "USERS_TABLE"), ("shared/store.py", "OAUTH_STATE_TABLE"))),
+        (("shared/storage/clients.py", "ACTIVITY_LOG_TABLE"), ("shared/storage/clients.py", "CONNECTIONS_TABLE"),
+         ("shared/storage/clients.py", "USERS_TABLE"), ("shared/storage/clients.py", "OAUTH_STATE_TABLE"))),
     "3913510d-42f4-4e42-8a64-420c390055eb": Role(
         "Monitoring Metrics Publisher",
         "telemetry with an Entra token: Application Insights has local auth off",
@@ -486,7 +487,7 @@ ROLES = {
     "4633458b-17de-408a-b874-0445c86b69e6": Role(
         "Key Vault Secrets User",
         "the platform resolves the Key Vault references STRAVA_CLIENT_SECRET and SYNC_API_KEY as the app",
-        (("infra/app/api.bicep", "@Microsoft.KeyVault(SecretUri="), ("shared/settings.py", "STRAVA_CLIENT_SECRET"))),
+        (("infra/app/api.bicep", "@Microsoft.KeyVault(SecretUri="), ("shared/config.py", "STRAVA_CLIENT_SECRET"))),
 }
 APP_ROLES = {"Storage Blob Data Owner", "Storage Queue Data Contributor", "Storage Table Data Contributor",
              "Monitoring Metrics Publisher", "Key Vault Secrets User"}
@@ -552,14 +553,14 @@ def test_the_app_starts_only_after_its_roles_exist() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Every queue, table and container the app uses is created (names from shared/store.py)
+# Every queue, table and container the app uses is created (names from shared/storage/clients.py)
 # ---------------------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("param", "kind", "expected"), [
-    ("queueNames", "queueServices/queues", {store.ACTIVITY_QUEUE, store.POISON_QUEUE}),
+    ("queueNames", "queueServices/queues", {clients.ACTIVITY_QUEUE, clients.POISON_QUEUE}),
     ("tableNames", "tableServices/tables",
-     {store.CONNECTIONS_TABLE, store.ACTIVITY_LOG_TABLE, store.OAUTH_STATE_TABLE, store.USERS_TABLE}),
-    ("containerNames", "blobServices/containers", {store.PAYLOAD_CONTAINER}),
+     {clients.CONNECTIONS_TABLE, clients.ACTIVITY_LOG_TABLE, clients.OAUTH_STATE_TABLE, clients.USERS_TABLE}),
+    ("containerNames", "blobServices/containers", {clients.PAYLOAD_CONTAINER}),
 ])
 def test_the_template_creates_every_storage_name_the_app_uses(param: str, kind: str, expected: set[str]) -> None:
     main, storage = template("main"), template("app/storage")
@@ -572,8 +573,9 @@ def test_the_template_creates_every_storage_name_the_app_uses(param: str, kind: 
 
 def test_function_app_binds_the_queues_the_template_creates() -> None:
     app = (ROOT / "function_app.py").read_text()
-    assert f'ACTIVITY_QUEUE = "{store.ACTIVITY_QUEUE}"' in app
-    assert 'POISON_QUEUE = ACTIVITY_QUEUE + "-poison"' in app and store.POISON_QUEUE == store.ACTIVITY_QUEUE + "-poison"
+    assert f'ACTIVITY_QUEUE = "{clients.ACTIVITY_QUEUE}"' in app
+    assert 'POISON_QUEUE = ACTIVITY_QUEUE + "-poison"' in app
+    assert clients.POISON_QUEUE == clients.ACTIVITY_QUEUE + "-poison"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -613,12 +615,12 @@ def test_the_alert_query_matches_what_the_app_logs() -> None:
     assert re.search(rf"summarize {criterion['metricMeasureColumn']} = dcount\(", query)
     # The activity log's line for every status change, and the poison path's line without an activity id.
     assert 'startswith "activity "' in query and '" status=failed "' in query
-    assert "activity sync_id=%s status=%s " in (ROOT / "shared/activitylog.py").read_text()
+    assert "activity sync_id=%s status=%s " in (ROOT / "shared/storage/activitylog.py").read_text()
     assert '"failed queue message without an activity id' in query
-    assert "failed queue message without an activity id" in (ROOT / "shared/sync.py").read_text()
+    assert "failed queue message without an activity id" in (ROOT / "shared/live/sync.py").read_text()
     # A poisoned message is recorded as a failed activity, so the first line covers it.
-    assert "poison queue" in (ROOT / "shared/worker.py").read_text()
-    assert 'status="failed"' in (ROOT / "shared/sync.py").read_text().split("def give_up", 1)[1]
+    assert "poison queue" in (ROOT / "shared/live/worker.py").read_text()
+    assert 'status="failed"' in (ROOT / "shared/live/sync.py").read_text().split("def give_up", 1)[1]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

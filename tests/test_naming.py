@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.naming import activity_name, ordinal
+from shared.model.naming import activity_name, ordinal
 
 
 @pytest.mark.parametrize(

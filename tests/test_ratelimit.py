@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.ratelimit import RateBudget, kind_of, next_midnight, next_window, window_start
+from shared.strava.ratelimit import RateBudget, kind_of, next_midnight, next_window, window_start
 
 T = datetime(2024, 5, 6, 10, 7, 30, tzinfo=UTC)
 

@@ -10,15 +10,16 @@ import threading
 
 import pytest
 
-from shared import activitylog, jobs, replay, store
-from shared.activitylog import Entry
+from shared.owner import replay
+from shared.storage import activitylog, clients, messages
+from shared.storage.activitylog import Entry
 from tests.athletes import body, manual, post_activity, retry, track
 from tests.azurite import free_port
 
 
 @pytest.fixture(autouse=True)
 def own_table(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "USERS_TABLE", f"users{unique}")
+    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
 
 
 def _post(live, payload) -> str:
@@ -54,7 +55,7 @@ def test_a_failed_upload_keeps_its_payload_and_a_retry_syncs_it(connected) -> No
 
 
 def test_a_big_payload_that_failed_keeps_one_copy(connected, monkeypatch) -> None:
-    monkeypatch.setattr(jobs, "INLINE_LIMIT", 500)  # every track takes the claim-check path
+    monkeypatch.setattr(messages, "INLINE_LIMIT", 500)  # every track takes the claim-check path
     connected.fake.fail_next_processing("activity.gpx: The file is empty.")
     sid = _post(connected, track("2024-04-02T07:00:00+01:00", points=40))
     assert len(connected.sync.blobs()) == 1 and not connected.sync.blobs()[0].startswith(replay.KEPT_PREFIX)

@@ -1,6 +1,6 @@
 import json
 
-from shared.responses import error, html_page
+from shared.web.responses import error, html_page
 
 
 def test_html_page_escapes_and_sets_security_headers() -> None:

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 from azure.core.exceptions import AzureError
 
-from shared import activitylog, sync
-from shared.store import Storage
+from shared.live import sync
+from shared.storage import activitylog
+from shared.storage.clients import Storage
 from tests.azurite import Azurite
 
 

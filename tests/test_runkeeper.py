@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.activity import Activity, HeartRate, Point, Problem
-from shared.runkeeper import PROBLEMS_PER_FIELD, normalise_key, parse_payload
+from shared.model.activity import Activity, HeartRate, Point, Problem
+from shared.runkeeper.payload import PROBLEMS_PER_FIELD, normalise_key, parse_payload
 from tests.conftest import data_path
 
 

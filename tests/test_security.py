@@ -2,8 +2,8 @@
 
 - Every HTTP function of function_app (enumerated, so a new one is covered the day it is added) except
   the OAuth callback answers 401 without the app's key, with a wrong one, and with the key in the wrong
-  place; the callback needs a valid single-use state instead. Keys are compared by shared.auth.key_matches.
-- HTML pages carry no-store, nosniff and a restrictive Content-Security-Policy; what Strava sends is escaped.
+  place; the callback needs a valid single-use state instead. Keys are compared by shared.web.auth.key_matches.
+- HTML pages carry no-clients, nosniff and a restrictive Content-Security-Policy; what Strava sends is escaped.
 - Representative flows run with known secrets (the API key, the Strava client secret, every code and token
   the fake issued, an athlete's personal key) and none of them appears in any log record, exception,
   activity-log field or HTTP answer. tests/fixtures_secrets.py does the log part for every test of the suite.
@@ -25,8 +25,9 @@ import pytest
 import requests
 
 import function_app
-from shared import auth, store
-from shared.store import Storage
+from shared.storage import clients
+from shared.storage.clients import Storage
+from shared.web import auth
 from tests.conftest import ROOT
 from tests.fixtures_secrets import known_secrets, leaks, mark, records_since
 
@@ -56,7 +57,7 @@ def request(name: str, *, key: str | None = None, where: str = "header", body: b
 
 
 def stored_rows(storage: Storage) -> list[dict[str, Any]]:
-    return [dict(e) for e in store.table(storage, store.ACTIVITY_LOG_TABLE).list_entities()]
+    return [dict(e) for e in clients.table(storage, clients.ACTIVITY_LOG_TABLE).list_entities()]
 
 
 # ---- nobody gets in --------------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def test_the_callback_needs_a_valid_state(live, params: dict[str, str]) -> None:
     resp = request("strava_callback", params=params)
     assert resp.status_code == 400 and resp.mimetype == "text/html"
     assert live.fake.call_count("POST", "/oauth/token") == 0
-    from shared.tokens import get_connection
+    from shared.strava.tokens import get_connection
 
     assert get_connection(live.sync.storage) is None
 
@@ -187,11 +188,11 @@ def _text(resp: func.HttpResponse) -> str:
 
 
 def test_no_secret_in_any_log_exception_row_or_answer(live, seed_payload, monkeypatch, tmp_path) -> None:
-    from shared import sync
-    from shared.cli import main as cli_main
-    from shared.settings import load
-    from shared.strava import StravaError
-    from shared.tokens import client_from_settings, get_connection
+    from shared.cli.app import main as cli_main
+    from shared.config import load
+    from shared.live import sync
+    from shared.strava.api import StravaError
+    from shared.strava.tokens import client_from_settings, get_connection
     from tests.fake_strava import make_gpx
 
     monkeypatch.setattr(sync, "CLIENT_TIMEOUT", (2.0, 1.0))

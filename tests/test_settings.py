@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import settings as s
-from shared import store
-from shared.store import Storage
+from shared import config as s
+from shared.storage import clients
+from shared.storage.clients import Storage
 
 
 def test_defaults_and_names() -> None:
@@ -46,7 +46,7 @@ def test_cli_reads_local_settings_and_defaults_storage(tmp_path: Path) -> None:
     f.write_text(json.dumps({"Values": {"STRAVA_CLIENT_ID": "42", "AzureWebJobsStorage": ""}}))
     cfg = s.load_for_cli(env={"ACTIVITY_TIMEZONE": "Asia/Hong_Kong"}, settings_file=f)
     assert cfg.strava_client_id == "42"
-    assert cfg.storage == Storage.from_connection_string(store.DEVELOPMENT_STORAGE)
+    assert cfg.storage == Storage.from_connection_string(clients.DEVELOPMENT_STORAGE)
     assert cfg.timezone == "Asia/Hong_Kong"
 
 
@@ -62,8 +62,8 @@ def test_cli_takes_identity_storage_from_the_environment_over_the_file(tmp_path:
 def test_example_file_lists_every_setting_of_a_local_run() -> None:
     """Identity-based storage is for Azure (and the CLI against it): the local example uses Azurite."""
     example = json.loads((Path(__file__).parent.parent / "local.settings.json.example").read_text())["Values"]
-    assert set(s.SETTINGS) - set(store.IDENTITY_SETTINGS) <= set(example)
-    assert not set(store.IDENTITY_SETTINGS) & set(example)
+    assert set(s.SETTINGS) - set(clients.IDENTITY_SETTINGS) <= set(example)
+    assert not set(clients.IDENTITY_SETTINGS) & set(example)
 
 
 def test_azurite_fixture_serves_queues(storage: Storage, unique: str) -> None:

@@ -100,7 +100,7 @@ def _faulty_class() -> type:
             headers = self._tl.headers
             if (self.kill_armed and (method, path) == ("POST", "/api/v3/uploads")
                     and headers.get(WORKER_HEADER) == "process"):
-                from shared.syncid import sync_id_from_external_id
+                from shared.model.syncid import sync_id_from_external_id
 
                 fields, _ = _multipart(self._tl.body, headers.get("Content-Type") or "")
                 self.kill_armed = False
@@ -219,10 +219,10 @@ def _track_sources(rng: random.Random) -> tuple[str, list[bytes]]:
 
 
 def _plan(rng: random.Random, timezone: str) -> tuple[str, list[Planned]]:
-    from shared.convert import to_strava
-    from shared.runkeeper import parse_payload
-    from shared.sports import strava_sport
-    from shared.syncid import sync_id
+    from shared.model.sports import strava_sport
+    from shared.model.syncid import sync_id
+    from shared.runkeeper.payload import parse_payload
+    from shared.strava.convert import to_strava
 
     source, gpx_files = _track_sources(rng)
     planned: list[Planned] = []
@@ -284,7 +284,8 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=200.0)
     parser.add_argument("--lease", type=float, default=4.0)
     args = parser.parse_args(argv)
-    from shared import strava, sync
+    from shared.live import sync
+    from shared.strava import api as strava
     from tests import drain
 
     sync._clock = _file_clock(args.clock_file)
@@ -342,10 +343,11 @@ class Figures:
 @pytest.mark.timeout(420)
 def test_soak_nothing_lost_nothing_twice(connected, seed, monkeypatch, tmp_path, capsys) -> None:
     import function_app
-    from shared import activitylog, sync
-    from shared.settings import load
-    from shared.syncid import external_id
-    from shared.tokens import client_from_settings, get_connection
+    from shared.config import load
+    from shared.live import sync
+    from shared.model.syncid import external_id
+    from shared.storage import activitylog
+    from shared.strava.tokens import client_from_settings, get_connection
 
     fake = connected.fake
     env = connected.sync
@@ -376,7 +378,7 @@ def test_soak_nothing_lost_nothing_twice(connected, seed, monkeypatch, tmp_path,
         real_handler(msg)
 
     outcomes = _Outcomes()
-    activity_logger = logging.getLogger("shared.activitylog")
+    activity_logger = logging.getLogger("shared.storage.activitylog")
     activity_logger.addHandler(outcomes)
     old_level = activity_logger.level
     activity_logger.setLevel(logging.INFO)

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.sports import RUNKEEPER_TYPES, STRAVA_SPORT_TYPES, Sport, runkeeper_type, strava_sport, type_from_gpx_name
+from shared.model.sports import (
+    RUNKEEPER_TYPES,
+    STRAVA_SPORT_TYPES,
+    Sport,
+    runkeeper_type,
+    strava_sport,
+    type_from_gpx_name,
+)
 
 # Every type FACTS.md lists (Runkeeper's Health Graph), spelled as Runkeeper spells them.
 FACTS_TYPES = [

@@ -5,12 +5,12 @@ import base64
 import pytest
 from azure.storage.queue import QueueClient
 
-from shared import store
-from shared.store import Storage, StorageSettingsError
+from shared.storage import clients
+from shared.storage.clients import Storage, StorageSettingsError
 
 
 def test_queue_messages_are_base64_as_host_json_says(storage: Storage, unique: str) -> None:
-    q = store.queue(storage, f"q{unique}")
+    q = clients.queue(storage, f"q{unique}")
     q.send_message(b'{"a": 1}')
     raw = QueueClient.from_connection_string(storage.connection_string, f"q{unique}").receive_message()
     assert raw is not None
@@ -18,11 +18,11 @@ def test_queue_messages_are_base64_as_host_json_says(storage: Storage, unique: s
 
 
 def test_clients_are_cached_and_resources_created(storage: Storage, unique: str) -> None:
-    t = store.table(storage, f"t{unique}")
-    assert store.table(storage, f"t{unique}") is t
+    t = clients.table(storage, f"t{unique}")
+    assert clients.table(storage, f"t{unique}") is t
     t.create_entity({"PartitionKey": "p", "RowKey": "r", "v": 1})
     assert t.get_entity("p", "r")["v"] == 1
-    c = store.container(storage, f"c{unique}")
+    c = clients.container(storage, f"c{unique}")
     c.upload_blob("b", b"x")
     assert c.download_blob("b").readall() == b"x"
 
@@ -80,6 +80,6 @@ def test_identity_clients_skip_creating_resources_the_template_made() -> None:
     """No call at all on building them: the app's identity needs no create rights, and a cold start saves one."""
     target = Storage(blob_url="https://127.0.0.1:9/a", queue_url="https://127.0.0.1:9/a",
                      table_url="https://127.0.0.1:9/a", managed_identity=True, client_id="c")
-    assert store.table(target, "t").table_name == "t"  # port 9 (discard): any request would fail
-    assert store.queue(target, "q").queue_name == "q"
-    assert store.container(target, "c").container_name == "c"
+    assert clients.table(target, "t").table_name == "t"  # port 9 (discard): any request would fail
+    assert clients.queue(target, "q").queue_name == "q"
+    assert clients.container(target, "c").container_name == "c"

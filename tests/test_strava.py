@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.ratelimit import next_midnight, next_window
-from shared.settings import Settings
-from shared.store import Storage
-from shared.strava import (
+from shared.config import Settings
+from shared.storage.clients import Storage
+from shared.strava.api import (
     NotConnected,
     Permanent,
     RateLimited,
@@ -20,7 +19,8 @@ from shared.strava import (
     Unauthorized,
     http_session,
 )
-from shared.tokens import Connection, client_from_settings, get_connection
+from shared.strava.ratelimit import next_midnight, next_window
+from shared.strava.tokens import Connection, client_from_settings, get_connection
 from tests.azurite import free_port
 from tests.fake_strava import FakeStrava, make_gpx
 from tests.fixtures_strava import connect_athlete

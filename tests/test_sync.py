@@ -1,4 +1,4 @@
-"""shared.sync one delivery at a time (real Azurite, fake Strava over HTTP): the retry policy's exact answers."""
+"""shared.live.sync one delivery at a time (real Azurite, fake Strava over HTTP): the retry policy's exact answers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import activitylog, jobs, sync
-from shared.settings import load
+from shared.config import load
+from shared.live import sync
+from shared.storage import activitylog
+from shared.storage import messages as jobs
 
 MANUAL = {"activityType": "Walking", "activityStartTimeIso": "2022-10-02T09:15:00+01:00",
           "activityDuration": "1800", "activityTotalDistance": "3000"}
@@ -147,7 +149,7 @@ def test_manual_match_window() -> None:
 
 
 def test_outcome_is_logged_per_job(connected, seed_payload, caplog) -> None:
-    caplog.set_level("INFO", logger="shared.sync")
+    caplog.set_level("INFO", logger="shared.live.sync")
     job = _job(seed_payload)
     sync.process(job)
     assert any(r.getMessage().startswith(f"job sync_id={job.sync_id} outcome=synced") for r in caplog.records)

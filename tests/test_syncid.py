@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.syncid import external_id, is_sync_id, sync_id, sync_id_from_external_id
+from shared.model.syncid import external_id, is_sync_id, sync_id, sync_id_from_external_id
 
 START = datetime(2022, 9, 26, 17, 52, 22, tzinfo=UTC)
 

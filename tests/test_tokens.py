@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from shared import store
-from shared.settings import Settings, SettingsError
-from shared.store import Storage
-from shared.strava import NotConnected, Transient
-from shared.tokens import (
+from shared.config import Settings, SettingsError
+from shared.storage import clients
+from shared.storage.clients import Storage
+from shared.strava.api import NotConnected, Transient
+from shared.strava.tokens import (
     PARTITION,
     Connection,
     TokenManager,
@@ -147,8 +147,8 @@ def test_eight_threads_at_expiry_cause_one_refresh(strava_env: dict, storage: St
 
 CHILD = r"""
 import json, os, sys, threading
-from shared.store import Storage
-from shared.tokens import TokenManager
+from shared.storage.clients import Storage
+from shared.strava.tokens import TokenManager
 go = threading.Event()
 results, lock = [], threading.Lock()
 def work():
@@ -208,7 +208,7 @@ def test_loser_meeting_a_rotated_refresh_token_uses_the_winners(strava_env: dict
     # Meanwhile the winner (whose lease had lapsed for the loser's view) refreshes and stores its tokens.
     winner = post_token(fake_strava.url, fake_strava.client_id, fake_strava.client_secret,
                         grant_type="refresh_token", refresh_token=conn.refresh_token)
-    table = store.table(storage, store.CONNECTIONS_TABLE)
+    table = clients.table(storage, clients.CONNECTIONS_TABLE)
     table.update_entity({"PartitionKey": PARTITION, "RowKey": conn.athlete_id, "access_token": winner["access_token"],
                          "refresh_token": winner["refresh_token"], "expires_at": winner["expires_at"],
                          "lease_until": 0.0, "lease_owner": ""})
@@ -224,7 +224,7 @@ def test_a_newer_stored_token_is_never_overwritten(strava_env: dict, storage: St
     tm = manager(storage, fake_strava)
     leased = tm._claim(tm.connection(), time.time())
     assert leased is not None
-    table = store.table(storage, store.CONNECTIONS_TABLE)
+    table = clients.table(storage, clients.CONNECTIONS_TABLE)
     table.update_entity({"PartitionKey": PARTITION, "RowKey": conn.athlete_id, "access_token": "newer-access",
                          "refresh_token": "newer-refresh", "expires_at": conn.expires_at + 100})
     kept = tm._store(leased, "older-access", "older-refresh", conn.expires_at + 50)
@@ -235,7 +235,7 @@ def test_a_newer_stored_token_is_never_overwritten(strava_env: dict, storage: St
 
 def test_a_crashed_workers_lease_lapses(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     conn = connect_expiring(storage, fake_strava)
-    store.table(storage, store.CONNECTIONS_TABLE).update_entity(
+    clients.table(storage, clients.CONNECTIONS_TABLE).update_entity(
         {"PartitionKey": PARTITION, "RowKey": conn.athlete_id, "lease_until": time.time() + 1.0,
          "lease_owner": "a-worker-that-died"})
     token = manager(storage, fake_strava).access_token()

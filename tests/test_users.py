@@ -1,4 +1,4 @@
-"""shared.users against Azurite: keys stored only as hashes, invitations single use, the connect note."""
+"""shared.storage.users against Azurite: keys stored only as hashes, invitations single use, the connect note."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from shared import store, users
-from shared.store import Storage
+from shared.storage import clients, users
+from shared.storage.clients import Storage
 
 
 @pytest.fixture(autouse=True)
 def own_table(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "USERS_TABLE", f"users{unique}")
+    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
 
 
 def rows(storage: Storage) -> list[dict]:

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import gpxpy
 import pytest
 
-from shared import settings, weather
-from shared.activity import Activity, Point
-from shared.gpx import activity_to_gpx
+from shared import config
+from shared.live import weather
+from shared.model.activity import Activity, Point
+from shared.strava.gpx import activity_to_gpx
 from tests.athletes import post_activity
 from tests.fake_openmeteo import FakeOpenMeteo
 
@@ -157,12 +158,12 @@ def test_endpoints_and_parse_edge_cases() -> None:
 
 def test_the_setting_is_checked() -> None:
     base = {"AzureWebJobsStorage": "x"}
-    assert settings.load(base).enrich_weather is False
-    assert settings.load({**base, "ENRICH_WEATHER": "TRUE"}).enrich_weather is True
-    with pytest.raises(settings.SettingsError, match="ENRICH_WEATHER"):
-        settings.load({**base, "ENRICH_WEATHER": "sometimes"})
-    with pytest.raises(settings.SettingsError, match="OPEN_METEO_BASE_URL"):
-        settings.load({**base, "OPEN_METEO_BASE_URL": "ftp://x"})
+    assert config.load(base).enrich_weather is False
+    assert config.load({**base, "ENRICH_WEATHER": "TRUE"}).enrich_weather is True
+    with pytest.raises(config.SettingsError, match="ENRICH_WEATHER"):
+        config.load({**base, "ENRICH_WEATHER": "sometimes"})
+    with pytest.raises(config.SettingsError, match="OPEN_METEO_BASE_URL"):
+        config.load({**base, "OPEN_METEO_BASE_URL": "ftp://x"})
 
 
 def test_gpx_with_temperatures_has_one_per_point_or_refuses() -> None:

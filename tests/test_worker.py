@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from shared import activitylog, jobs, store, sync, worker
+from shared.live import sync, worker
+from shared.storage import activitylog, clients, messages
 
 SEED_NAME = "Running activity on Monday 26th September 2022 at 18:52"
 MANUAL = {"activityType": "Running", "activityStartTimeIso": "2022-10-02T09:15:00+01:00",
@@ -78,7 +79,7 @@ def test_real_payload_with_key_in_body_ends_on_strava_once(connected, seed_paylo
     assert connected.sync.queue_count() == 0 and connected.sync.queue_count(poison=True) == 0
 
     # one structured line per state change, and no secret anywhere in the logs
-    lines = [r.getMessage() for r in caplog.records if r.name == "shared.activitylog"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.storage.activitylog"]
     assert [line.split(" status=")[1].split()[0] for line in lines] == ["queued", "uploading", "synced"]
     everything = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
     access, refresh, _ = connected.fake.current_tokens()
@@ -99,7 +100,7 @@ def test_posted_twice_gives_one_strava_activity(connected, seed_payload) -> None
 def test_one_message_delivered_twice_concurrently_gives_one_activity(connected, seed_payload) -> None:
     sid = _post_ok(connected, seed_payload)
     [message] = connected.sync.visible_messages()
-    jobs.send(connected.sync.storage, jobs.decode(json.dumps(message)))  # the same message, twice
+    messages.send(connected.sync.storage, messages.decode(json.dumps(message)))  # the same message, twice
     connected.fake.hold_next(1, seconds=0.5, path_prefix="/api/v3/uploads", method="POST")  # a slow upload
 
     stats = _drain(connected, workers=2)
@@ -112,8 +113,8 @@ def test_one_message_delivered_twice_concurrently_gives_one_activity(connected, 
 def test_two_deliveries_at_the_same_instant_never_upload_twice(connected, seed_payload) -> None:
     sid = _post_ok(connected, seed_payload)
     [message] = connected.sync.visible_messages()
-    store.queue(connected.sync.storage, store.ACTIVITY_QUEUE).clear_messages()
-    job = jobs.decode(json.dumps(message))
+    clients.queue(connected.sync.storage, clients.ACTIVITY_QUEUE).clear_messages()
+    job = messages.decode(json.dumps(message))
     barrier = threading.Barrier(2)
     outcomes: list[sync.Outcome] = []
 
@@ -338,7 +339,7 @@ def test_a_worker_that_died_mid_upload_is_finished_by_the_retry(connected, seed_
     past = activitylog.utcnow() - timedelta(minutes=1)
     activitylog.save(connected.sync.storage, row, status="uploading", lease_owner="dead-worker", lease_until=past,
                      activity_id=None, upload_id=None)
-    jobs.send(connected.sync.storage, jobs.decode(json.dumps(message)))  # the host's redelivery
+    messages.send(connected.sync.storage, messages.decode(json.dumps(message)))  # the host's redelivery
     _drain(connected)
     row = connected.sync.entry(sid)
     assert row.status == "synced" and row.activity_id == str(activity.id)
@@ -417,7 +418,7 @@ def test_a_message_whose_workers_kept_dying_goes_to_poison_without_another_run(c
     from azure.storage.queue import QueueClient
 
     sid = _post_ok(connected, seed_payload)
-    raw = QueueClient.from_connection_string(connected.sync.storage.connection_string, store.ACTIVITY_QUEUE)
+    raw = QueueClient.from_connection_string(connected.sync.storage.connection_string, clients.ACTIVITY_QUEUE)
     for _ in range(5):  # five workers took it and died before finishing; it comes back each time
         taken = raw.receive_message(visibility_timeout=30)
         assert taken is not None
@@ -454,10 +455,10 @@ def _bad_big_payload(connected, seed_payload: dict[str, Any]) -> dict[str, Any]:
 def test_a_queued_payload_the_parser_now_refuses_is_rejected_by_the_worker(connected, seed_payload) -> None:
     """A message queued by an older version whose values today's parser refuses: the worker logs it
     `rejected`, each value named, with nothing sent to Strava and the run itself kept."""
-    from shared import replay
+    from shared.owner import replay
 
     sid = "older-version-0001"
-    jobs.send(connected.sync.storage, jobs.Job(sync_id=sid, user="owner",
+    messages.send(connected.sync.storage, messages.Job(sync_id=sid, user="owner",
                                                payload=_bad_big_payload(connected, seed_payload)))
 
     stats = _drain(connected)

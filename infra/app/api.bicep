@@ -130,7 +130,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       appSettings: [
-        // Identity-based storage for the host's triggers and the app's own clients (shared/store.py): the three
+        // Identity-based storage for the host's triggers and the app's own clients (shared/storage/clients.py): the three
         // service URIs, the managed identity, and which one (a user-assigned identity needs its client id).
         {
           name: 'AzureWebJobsStorage__blobServiceUri'

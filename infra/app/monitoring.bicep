@@ -64,11 +64,11 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(a
   }
 }
 
-// Every change of an activity's status is one log line (shared/activitylog.py log_change):
+// Every change of an activity's status is one log line (shared/storage/activitylog.py log_change):
 //   activity sync_id=<id> status=<status> source=<source> user=<user> attempts=<n> [error="..."]
-// A message the host gave up on ends the same way: shared/worker.py handle_poison → sync.give_up saves status=failed
+// A message the host gave up on ends the same way: shared/live/worker.py handle_poison → sync.give_up saves status=failed
 // with "...moved the message to the poison queue...". One that names no activity is logged as
-// "failed queue message without an activity id: ..." (shared/sync.py give_up). Each activity counts once.
+// "failed queue message without an activity id: ..." (shared/live/sync.py give_up). Each activity counts once.
 var failedActivitiesQuery = '''
 let failed = traces
 | where message startswith "activity " and message contains " status=failed "

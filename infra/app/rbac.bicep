@@ -16,23 +16,23 @@ param userPrincipalId string = ''
 // Storage Blob Data Owner: the Functions host's own storage (AzureWebJobsStorage: blob leases for the host's
 // singleton locks and queue-listener bookkeeping, for which Microsoft documents Owner), the Flex deployment package
 // it reads at start (functionAppConfig.deployment), and the claim-check container store.PAYLOAD_CONTAINER
-// (shared/jobs.py writes big payloads, the worker reads and deletes them, shared/replay.py keeps failed ones).
+// (shared/storage/messages.py writes big payloads, the worker reads and deletes them, shared/owner/replay.py keeps failed ones).
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 // Storage Blob Data Contributor (the user): read, write and delete payload blobs from the command line
 // (`retry` reads kept payloads, `import` of big activities writes them); no ownership or ACL rights.
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 // Storage Queue Data Contributor: function_app.py's queue triggers on store.ACTIVITY_QUEUE and store.POISON_QUEUE
-// (read, delete, update visibility), the ack and retries sending messages (shared/jobs.py), and the host moving a
+// (read, delete, update visibility), the ack and retries sending messages (shared/storage/messages.py), and the host moving a
 // message to the poison queue.
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
-// Storage Table Data Contributor: the activity log (shared/activitylog.py), Strava tokens (shared/tokens.py),
-// athletes and invitations (shared/users.py), OAuth states (shared/oauthstate.py), the rate budget (shared/ratelimit.py).
+// Storage Table Data Contributor: the activity log (shared/storage/activitylog.py), Strava tokens (shared/strava/tokens.py),
+// athletes and invitations (shared/storage/users.py), OAuth states (shared/storage/oauthstates.py), the rate budget (shared/strava/ratelimit.py).
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 // Monitoring Metrics Publisher: the host sends telemetry to Application Insights with an Entra token
 // (APPLICATIONINSIGHTS_AUTHENTICATION_STRING in api.bicep; the component has local auth off).
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 // Key Vault Secrets User: the platform resolves the Key Vault references STRAVA_CLIENT_SECRET and SYNC_API_KEY
-// (shared/settings.py reads them from the environment) as the app's identity (keyVaultReferenceIdentity).
+// (shared/config.py reads them from the environment) as the app's identity (keyVaultReferenceIdentity).
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {

@@ -22,17 +22,18 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from shared import activitylog, jobs, replay
-from shared.activitylog import Entry
-from shared.settings import Settings, SettingsError, current
-from shared.store import Storage
-from shared.users import athlete_of
+from shared.config import Settings, SettingsError, current
+from shared.owner import replay
+from shared.storage import activitylog, messages
+from shared.storage.activitylog import Entry
+from shared.storage.clients import Storage
+from shared.storage.users import athlete_of
 
 if TYPE_CHECKING:
-    from shared.activity import Activity, Problem
-    from shared.convert import StravaActivity
-    from shared.ratelimit import RateBudget
-    from shared.strava import StravaClient, UploadOutcome
+    from shared.model.activity import Activity, Problem
+    from shared.strava.api import StravaClient, UploadOutcome
+    from shared.strava.convert import StravaActivity
+    from shared.strava.ratelimit import RateBudget
 
 LEASE = timedelta(minutes=5)  # covers an upload plus its bounded wait, with room to spare
 UPLOAD_WAIT = 15.0  # seconds to wait for Strava's processing before checking back later
@@ -46,7 +47,7 @@ MAX_STEP_ASIDES = 20  # the lease holder's own message carries the work on; ours
 MANUAL_MATCH = timedelta(seconds=60)  # "the same start" for an existing manual activity
 CLIENT_TIMEOUT = (5.0, 30.0)  # connect, read (s) for Strava calls; an upload of a big track needs the read time
 
-log = logging.getLogger("shared.sync")
+log = logging.getLogger("shared.live.sync")
 
 # The clock leases and rate-limit waits are reckoned in; tests point it at the fake Strava's virtual clock.
 _clock: Callable[[], datetime] = activitylog.utcnow
@@ -68,7 +69,7 @@ class Outcome:
 
 
 def settings() -> Settings:
-    """Settings cached per process (see shared.settings.current)."""
+    """Settings cached per process (see shared.config.current)."""
     return current()
 
 
@@ -85,14 +86,14 @@ def delay_scale() -> float:
 @lru_cache(maxsize=4)
 def _budget(cfg: Settings) -> RateBudget:
     """Strava's rate limits belong to the app, not the athlete: every athlete's client spends one budget."""
-    from shared.ratelimit import RateBudget
+    from shared.strava.ratelimit import RateBudget
 
     return RateBudget()
 
 
 @lru_cache(maxsize=64)
 def _client(cfg: Settings, timeout: tuple[float, float], athlete_id: str | None = None) -> StravaClient:
-    from shared.tokens import client_from_settings
+    from shared.strava.tokens import client_from_settings
 
     client = client_from_settings(cfg, athlete_id, timeout=timeout, budget=_budget(cfg))
     client.clock = now  # the budget's windows and `reset_at` in the same time as the leases
@@ -125,14 +126,14 @@ class Syncer:
         self._payload: dict[str, Any] | None = None  # kept when the activity fails, for a retry
 
     # ---- entry points ----------------------------------------------------------------------------
-    def run(self, job: jobs.Job) -> Outcome:
+    def run(self, job: messages.Job) -> Outcome:
         entry = activitylog.get(self.storage, job.user, job.sync_id)
         if entry is not None and entry.status in activitylog.DONE:
-            jobs.delete_payload(self.storage, job.blob)
+            messages.delete_payload(self.storage, job.blob)
             return Outcome("skipped", job.sync_id, entry.activity_id, reason=f"already {entry.status}")
         try:
-            payload = jobs.load_payload(self.storage, job)
-        except jobs.JobError as exc:
+            payload = messages.load_payload(self.storage, job)
+        except messages.JobError as exc:
             if entry is not None and entry.status in activitylog.RETRYABLE:  # a stale copy after a failure
                 return Outcome("skipped", job.sync_id, reason=f"already {entry.status}: {entry.error}")
             return self._fail(job, entry, str(exc))
@@ -154,7 +155,7 @@ class Syncer:
         except _StepAside as aside:
             return self._step_aside(job, aside.remaining)
         if entry.status in activitylog.DONE:
-            jobs.delete_payload(self.storage, job.blob)
+            messages.delete_payload(self.storage, job.blob)
             return Outcome("skipped", job.sync_id, entry.activity_id, reason=f"already {entry.status}")
         try:
             return self._push(job, entry, client, strava_activity)
@@ -169,8 +170,8 @@ class Syncer:
         The ack checked the payload exactly, so problems appear only when the parser changed meanwhile (a
         message queued by an older version): the row is then `rejected` with the problems named.
         """
-        from shared.convert import to_strava
-        from shared.runkeeper import parse_payload
+        from shared.runkeeper.payload import parse_payload
+        from shared.strava.convert import to_strava
 
         parsed = parse_payload(payload, self.cfg.timezone)
         if isinstance(parsed, list):
@@ -187,11 +188,11 @@ class Syncer:
         """ENRICH_WEATHER: temperatures per point, or None (off, no track, or the weather service failed)."""
         if not self.cfg.enrich_weather or not activity.has_path:
             return None
-        from shared.weather import air_temperatures
+        from shared.live.weather import air_temperatures
 
         return air_temperatures(activity, self.cfg.open_meteo_base_url)
 
-    def _ensure_row(self, job: jobs.Job, act: StravaActivity, facts: dict[str, Any]) -> Entry:
+    def _ensure_row(self, job: messages.Job, act: StravaActivity, facts: dict[str, Any]) -> Entry:
         fresh = Entry(user=job.user, sync_id=job.sync_id, status="queued", source=job.source,
                       sport_type=act.sport_type, name=act.name, start=act.start, **facts)
         created = activitylog.create(self.storage, fresh)
@@ -226,8 +227,8 @@ class Syncer:
         raise RuntimeError(f"could not claim activity {entry.sync_id}: the row keeps changing")
 
     # ---- Strava ----------------------------------------------------------------------------------
-    def _push(self, job: jobs.Job, entry: Entry, client: StravaClient, act: StravaActivity) -> Outcome:
-        from shared.strava import NotConnected, Permanent, RateLimited, Transient, Unauthorized
+    def _push(self, job: messages.Job, entry: Entry, client: StravaClient, act: StravaActivity) -> Outcome:
+        from shared.strava.api import NotConnected, Permanent, RateLimited, Transient, Unauthorized
 
         try:
             # A status check or a look for a manual activity is a read: it needs the read budget too.
@@ -255,8 +256,8 @@ class Syncer:
         except Permanent as exc:
             return self._fail(job, entry, str(exc))
 
-    def _upload(self, job: jobs.Job, entry: Entry, client: StravaClient, act: StravaActivity) -> Outcome:
-        from shared.syncid import external_id
+    def _upload(self, job: messages.Job, entry: Entry, client: StravaClient, act: StravaActivity) -> Outcome:
+        from shared.model.syncid import external_id
 
         assert act.gpx is not None
         if entry.upload_id:  # an earlier attempt's upload was still processing: look, never upload again
@@ -274,7 +275,7 @@ class Syncer:
                                                   first_check_after=FIRST_CHECK * delay_scale())
         return self._settle(job, entry, outcome)
 
-    def _settle(self, job: jobs.Job, entry: Entry, outcome: UploadOutcome) -> Outcome:
+    def _settle(self, job: messages.Job, entry: Entry, outcome: UploadOutcome) -> Outcome:
         if outcome.state == "ready":
             return self._done(job, entry, "synced", outcome.activity_id)
         if outcome.state == "duplicate":
@@ -288,7 +289,7 @@ class Syncer:
                                           f"after {tries} checks")
         return self._later(job.again(tries=tries), entry, CHECK_LATER, "Strava is still processing the upload")
 
-    def _manual(self, job: jobs.Job, entry: Entry, client: StravaClient, act: StravaActivity) -> Outcome:
+    def _manual(self, job: messages.Job, entry: Entry, client: StravaClient, act: StravaActivity) -> Outcome:
         if entry.ambiguous:
             found = self._find_manual(client, act)
             if found is not None:
@@ -326,22 +327,22 @@ class Syncer:
                 entry = fresh
         raise RuntimeError(f"could not update activity {entry.sync_id}: the row keeps changing")
 
-    def _done(self, job: jobs.Job, entry: Entry, status: str, activity_id: str | None) -> Outcome:
+    def _done(self, job: messages.Job, entry: Entry, status: str, activity_id: str | None) -> Outcome:
         self._update(entry, status=status, activity_id=activity_id, error=None, next_try=None,
                      lease_until=None, lease_owner=None)
-        jobs.delete_payload(self.storage, job.blob)
+        messages.delete_payload(self.storage, job.blob)
         if job.blob != replay.kept_name(job.user, job.sync_id):
             replay.drop_kept(self.storage, job.user, job.sync_id)  # kept by an earlier failure, if any
         return Outcome(status, job.sync_id, activity_id)
 
-    def _reject(self, job: jobs.Job, entry: Entry | None, problems: list[Problem]) -> Outcome:
+    def _reject(self, job: messages.Job, entry: Entry | None, problems: list[Problem]) -> Outcome:
         """Logged as the ack logs a payload it refuses: `rejected`, every problem named, an excerpt (no key).
 
         The payload is kept all the same (a track with one impossible point is still the owner's run).
         """
         import json
 
-        from shared.auth import redact, redact_problems
+        from shared.web.auth import redact, redact_problems
 
         key = self.cfg.api_key  # an invited athlete's own key is known here only by its hash
         text = redact(json.dumps(self._payload, ensure_ascii=False, separators=(",", ":"))
@@ -350,7 +351,7 @@ class Syncer:
         return self._fail(job, entry, activitylog.problems_text(listed), status="rejected", problems=listed[:50],
                           excerpt=activitylog.bounded(text, activitylog.EXCERPT_CHARS))
 
-    def _fail(self, job: jobs.Job, entry: Entry | None, reason: str, *, status: str = "failed",
+    def _fail(self, job: messages.Job, entry: Entry | None, reason: str, *, status: str = "failed",
               **details: Any) -> Outcome:
         reason = activitylog.bounded(reason, activitylog.ERROR_CHARS) or status
         replay.keep_failed(self.storage, job.user, job.sync_id, payload=self._payload, blob=job.blob)
@@ -368,12 +369,12 @@ class Syncer:
             return Outcome("skipped", job.sync_id, entry.activity_id, reason=f"already {entry.status}")
         return Outcome(status, job.sync_id, reason=reason)
 
-    def _defer(self, job: jobs.Job, entry: Entry, until: datetime, why: str) -> Outcome:
+    def _defer(self, job: messages.Job, entry: Entry, until: datetime, why: str) -> Outcome:
         """Back on the queue until a rate-limit window resets; the dequeue count and tries are untouched."""
         seconds = max(0.0, (until - self.clock()).total_seconds()) + RESET_MARGIN
         return self._later(job, entry, seconds, f"{why}; retrying after {activitylog.iso(until)}")
 
-    def _retry(self, job: jobs.Job, entry: Entry, why: str, *, ambiguous: bool) -> Outcome:
+    def _retry(self, job: messages.Job, entry: Entry, why: str, *, ambiguous: bool) -> Outcome:
         tries = job.tries + 1
         if tries >= MAX_TRIES:
             return self._fail(job, entry, f"Strava kept failing ({tries} attempts); last error: {why}")
@@ -382,21 +383,21 @@ class Syncer:
         return self._later(job.again(tries=tries), entry, delay, f"temporary Strava failure, retry {tries}: {why}",
                            ambiguous=entry.ambiguous or ambiguous)
 
-    def _later(self, job: jobs.Job, entry: Entry, seconds: float, why: str, **changes: Any) -> Outcome:
+    def _later(self, job: messages.Job, entry: Entry, seconds: float, why: str, **changes: Any) -> Outcome:
         """Queue a new message invisible for `seconds` (scaled), then free the row for whoever takes it."""
         delay = seconds * delay_scale()
-        jobs.send(self.storage, job, delay=delay)
+        messages.send(self.storage, job, delay=delay)
         self._update(entry, status="queued", error=activitylog.bounded(why, activitylog.ERROR_CHARS),
                      next_try=self.clock() + timedelta(seconds=delay), lease_until=None, lease_owner=None,
                      **changes)
         return Outcome("deferred", job.sync_id, delay=delay, reason=why)
 
-    def _step_aside(self, job: jobs.Job, remaining: float) -> Outcome:
+    def _step_aside(self, job: messages.Job, remaining: float) -> Outcome:
         if job.backoffs >= MAX_STEP_ASIDES:
             log.info("activity sync_id=%s left to the worker holding its lease", job.sync_id)
             return Outcome("skipped", job.sync_id, reason="another worker holds it")
         delay = max(1.0, min(remaining, STEP_ASIDE) * delay_scale())
-        jobs.send(self.storage, job.again(backoffs=job.backoffs + 1), delay=delay)
+        messages.send(self.storage, job.again(backoffs=job.backoffs + 1), delay=delay)
         return Outcome("deferred", job.sync_id, delay=delay, reason="another worker holds it")
 
     def _release(self, entry: Entry, why: str) -> None:
@@ -422,7 +423,7 @@ def _close(text: Any, moment: datetime) -> bool:
     return abs(other - moment) <= MANUAL_MATCH
 
 
-def process(job: jobs.Job, cfg: Settings | None = None) -> Outcome:
+def process(job: messages.Job, cfg: Settings | None = None) -> Outcome:
     """Run one job with the process's settings (the queue worker's entry point)."""
     cfg = cfg or settings()
     outcome = Syncer(cfg.storage, cfg).run(job)
@@ -439,7 +440,7 @@ def give_up(user: str | None, sync_id: str | None, blob: str | None, reason: str
     cfg = cfg or settings()
     if not user or not sync_id:
         if blob:
-            jobs.delete_payload(cfg.storage, blob)
+            messages.delete_payload(cfg.storage, blob)
         log.error("failed queue message without an activity id: %s", reason)
         return
     replay.keep_failed(cfg.storage, user, sync_id, payload=payload, blob=blob)

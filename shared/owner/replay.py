@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import activitylog, jobs, store
-from shared.store import Storage
+from shared.storage import activitylog, clients, messages
+from shared.storage.clients import Storage
 
 KEPT_PREFIX = "failed/"
 
@@ -47,7 +47,7 @@ def kept_name(user: str, sync_id: str) -> str:
 
 
 def _container(storage: Storage) -> Any:
-    return store.container(storage, store.PAYLOAD_CONTAINER)
+    return clients.container(storage, clients.PAYLOAD_CONTAINER)
 
 
 def keep_failed(storage: Storage, user: str, sync_id: str, *, payload: dict[str, Any] | None = None,
@@ -61,12 +61,12 @@ def keep_failed(storage: Storage, user: str, sync_id: str, *, payload: dict[str,
         return True  # a retry that failed again: the kept copy is already there
     try:
         if payload is None and blob:
-            payload = jobs.load_payload(storage, jobs.Job(sync_id=sync_id, user=user, blob=blob))
+            payload = messages.load_payload(storage, messages.Job(sync_id=sync_id, user=user, blob=blob))
         if payload is None:
             return False
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         _container(storage).upload_blob(name, data, overwrite=True)
-    except jobs.JobError:
+    except messages.JobError:
         return False  # the payload itself is gone: nothing to keep
     except Exception as exc:  # the failure is recorded either way; a retry will then say nothing was kept
         log.warning("could not keep the payload of failed activity sync_id=%s (%s)", sync_id, type(exc).__name__)
@@ -77,12 +77,12 @@ def keep_failed(storage: Storage, user: str, sync_id: str, *, payload: dict[str,
 def discard(storage: Storage, user: str, sync_id: str, blob: str | None) -> None:
     """Delete a message's blob once its payload is kept (or not needed), never the kept copy itself."""
     if blob and blob != kept_name(user, sync_id):
-        jobs.delete_payload(storage, blob)
+        messages.delete_payload(storage, blob)
 
 
 def drop_kept(storage: Storage, user: str, sync_id: str) -> None:
     """The activity is on Strava (or superseded): its kept payload is no longer needed."""
-    jobs.delete_payload(storage, kept_name(user, sync_id))
+    messages.delete_payload(storage, kept_name(user, sync_id))
 
 
 def has_kept(storage: Storage, user: str, sync_id: str) -> bool:
@@ -124,10 +124,10 @@ def _requeue(storage: Storage, entry: activitylog.Entry) -> Retried:
         now = activitylog.get(storage, entry.user, entry.sync_id)
         raise RetryRefused(409, f"activity {entry.sync_id} changed meanwhile (now "
                                 f"{now.status if now else 'gone'}); look again") from None
-    job = jobs.Job(sync_id=entry.sync_id, user=entry.user, source=entry.source,
+    job = messages.Job(sync_id=entry.sync_id, user=entry.user, source=entry.source,
                    blob=kept_name(entry.user, entry.sync_id))
     try:
-        jobs.send(storage, job)
+        messages.send(storage, job)
     except Exception as exc:
         log.warning("retry of sync_id=%s could not be queued (%s)", entry.sync_id, type(exc).__name__)
         try:
@@ -141,7 +141,7 @@ def _requeue(storage: Storage, entry: activitylog.Entry) -> Retried:
 
 def _corrected(storage: Storage, entry: activitylog.Entry, payload: dict[str, Any], timezone: str) -> Retried:
     """Validate the corrected payload like the ack does, queue it, and retire the row it corrects."""
-    from shared.ack import DROPPED_KEYS, Unavailable, accept, validate
+    from shared.live.ack import DROPPED_KEYS, Unavailable, accept, validate
 
     if entry.status not in activitylog.RETRYABLE:
         raise RetryRefused(409, f"activity {entry.sync_id} is {entry.status}: only failed or rejected activities "

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from shared.ratelimit import Kind, RateBudget, kind_of
+from shared.strava.ratelimit import Kind, RateBudget, kind_of
 
 if TYPE_CHECKING:
     import requests
 
-    from shared.settings import Settings
+    from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ def _aware(dt: datetime) -> datetime:
 
 
 def client_from_settings(settings: Settings, athlete_id: str | None = None, **kwargs: Any) -> StravaClient:
-    """Same as shared.tokens.client_from_settings (which is where it lives)."""
-    from shared.tokens import client_from_settings as build
+    """Same as shared.strava.tokens.client_from_settings (which is where it lives)."""
+    from shared.strava.tokens import client_from_settings as build
 
     return build(settings, athlete_id, **kwargs)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from functools import cache
 from typing import NamedTuple
 
-from shared.activity import POINT_KINDS, Activity, HeartRate, Point, Problem
+from shared.model.activity import POINT_KINDS, Activity, HeartRate, Point, Problem
 
 ACTIVITY_KEYS_DROPPED = ("apiKey", "apiEndpoint")
 

@@ -31,7 +31,7 @@ PAYLOAD_CONTAINER = "runkeeper-payloads"
 CONNECTIONS_TABLE = "stravaconnections"
 ACTIVITY_LOG_TABLE = "activitylog"
 OAUTH_STATE_TABLE = "oauthstates"
-USERS_TABLE = "syncusers"  # personal API keys (as hashes), invitations, athletes (shared.users)
+USERS_TABLE = "syncusers"  # personal API keys (as hashes), invitations, athletes (shared.storage.users)
 
 CONNECTION = "AzureWebJobsStorage"
 ACCOUNT_NAME = CONNECTION + "__accountName"

@@ -5,7 +5,7 @@ telling who sent a request is one point read and a stolen table holds no usable 
 their own activity-log partition (``athlete-<Strava id>``) and Strava tokens; the owner keeps the
 ``owner`` partition and the deployment's default Strava connection.
 
-Table rows (store.USERS_TABLE): ``key/<sha256>`` (kind ``athlete`` or ``invite``), ``user/<user id>``
+Table rows (clients.USERS_TABLE): ``key/<sha256>`` (kind ``athlete`` or ``invite``), ``user/<user id>``
 (the athlete's current key hash, name, dates) and ``connect/<oauth state>`` (which key started a
 "Connect with Strava", read back by the callback).
 """
@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared import store
-from shared.auth import key_matches
-from shared.store import Storage
+from shared.storage import clients
+from shared.storage.clients import Storage
+from shared.web.auth import key_matches
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-OWNER = "owner"  # = shared.activitylog.OWNER (not imported: the ack's cold path stays small)
+OWNER = "owner"  # = shared.storage.activitylog.OWNER (not imported: the ack's cold path stays small)
 USER_PREFIX = "athlete-"
 KEY_PARTITION = "key"
 USER_PARTITION = "user"
@@ -72,7 +72,7 @@ def _parse(value: Any) -> datetime | None:
 
 
 def table(storage: Storage) -> TableClient:
-    return store.table(storage, store.USERS_TABLE)
+    return clients.table(storage, clients.USERS_TABLE)
 
 
 def key_hash(key: str) -> str:

@@ -1,4 +1,4 @@
-"""The queue-triggered functions: hand each message to shared.sync, and record what the poison queue gets.
+"""The queue-triggered functions: hand each message to shared.live.sync, and record what the poison queue gets.
 
 Returning normally completes the message (the host deletes it), including when the work was deferred
 onto a new message; raising lets the host retry it after host.json's visibilityTimeout and, after
@@ -11,9 +11,10 @@ import logging
 
 import azure.functions as func
 
-from shared import jobs, sync
+from shared.live import sync
+from shared.storage import messages
 
-log = logging.getLogger("shared.worker")
+log = logging.getLogger("shared.live.worker")
 
 POISONED = ("the worker failed on every delivery and the host moved the message to the poison queue; "
             "see the function's logs, then replay the activity")
@@ -22,10 +23,10 @@ POISONED = ("the worker failed on every delivery and the host moved the message 
 def handle_message(msg: func.QueueMessage) -> None:
     body = msg.get_body()
     try:
-        job = jobs.decode(body)
-    except jobs.JobError as exc:
+        job = messages.decode(body)
+    except messages.JobError as exc:
         # Not ours or damaged: no retry can fix it. Record it if it still names an activity.
-        user, sync_id = jobs.peek_id(body)
+        user, sync_id = messages.peek_id(body)
         log.error("queue message %s dropped: %s", msg.id, exc)
         sync.give_up(user, sync_id, None, f"the queue message was unreadable ({exc})")
         return
@@ -35,9 +36,9 @@ def handle_message(msg: func.QueueMessage) -> None:
 def handle_poison(msg: func.QueueMessage) -> None:
     body = msg.get_body()
     try:
-        job = jobs.decode(body)
-    except jobs.JobError:
-        user, sync_id = jobs.peek_id(body)
+        job = messages.decode(body)
+    except messages.JobError:
+        user, sync_id = messages.peek_id(body)
         sync.give_up(user, sync_id, None, POISONED)
         return
     sync.give_up(job.user, job.sync_id, job.blob, POISONED, payload=job.payload)

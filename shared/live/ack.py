@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from shared import activitylog, jobs
-from shared.activity import Activity, Problem
-from shared.auth import key_matches, redact, redact_problems
-from shared.responses import error, json_response
-from shared.settings import Settings, SettingsError, current
-from shared.store import Storage
+from shared.config import Settings, SettingsError, current
+from shared.model.activity import Activity, Problem
+from shared.storage import activitylog
+from shared.storage import messages as jobs
+from shared.storage.clients import Storage
+from shared.web.auth import key_matches, redact, redact_problems
+from shared.web.responses import error, json_response
 
 if TYPE_CHECKING:
-    from shared.runkeeper import Checked
+    from shared.runkeeper.payload import Checked
 
 MAX_BODY = 20 * 1024 * 1024
 DROPPED_KEYS = ("apiKey", "apiEndpoint")  # the original Code step's key and target: never stored
@@ -33,7 +34,7 @@ DROPPED_KEYS = ("apiKey", "apiEndpoint")  # the original Code step's key and tar
 # the row was written but before the message was): a replay queues it again instead of trusting the row.
 STALE_QUEUED = timedelta(minutes=10)
 
-log = logging.getLogger("shared.ack")
+log = logging.getLogger("shared.live.ack")
 
 
 class Unavailable(Exception):
@@ -49,7 +50,7 @@ class Accepted:
 
 
 def settings() -> Settings:
-    """Settings cached per process (see shared.settings.current)."""
+    """Settings cached per process (see shared.config.current)."""
     return current()
 
 
@@ -202,7 +203,7 @@ def _user_for(cfg: Settings, key: str | None) -> str | None:
     """The activity-log partition a key posts to: the owner's, an athlete's (one point read), or None."""
     if key_matches(key, cfg.api_key):
         return activitylog.OWNER
-    from shared.users import identify  # only for keys other than the owner's
+    from shared.storage.users import identify  # only for keys other than the owner's
 
     try:
         caller = identify(cfg.storage, key, cfg.api_key)
@@ -218,7 +219,7 @@ def validate(payload: dict[str, Any], timezone: str) -> Activity | Checked | lis
     A payload with a path is checked, not built (the worker builds it); one without is converted here, so
     a manual activity Strava would refuse is a 400 now rather than a failure later.
     """
-    from shared.runkeeper import check_payload, parse_payload
+    from shared.runkeeper.payload import check_payload, parse_payload
 
     checked = check_payload(payload, timezone)
     if isinstance(checked, list) or checked.points >= 2:
@@ -226,7 +227,7 @@ def validate(payload: dict[str, Any], timezone: str) -> Activity | Checked | lis
     parsed = parse_payload(payload, timezone)
     if isinstance(parsed, list):
         return parsed
-    from shared.convert import to_strava  # without a path this builds no GPX: cheap
+    from shared.strava.convert import to_strava  # without a path this builds no GPX: cheap
 
     try:
         to_strava(parsed, timezone)
@@ -248,7 +249,7 @@ def _record_rejected(storage: Storage, text: str, problems: list[Problem], api_k
 
 def _entry(user: str, sync_id: str, activity: Activity, sport_type: str, timezone: str,
            points: int) -> activitylog.Entry:
-    from shared.naming import activity_name
+    from shared.model.naming import activity_name
 
     return activitylog.Entry(
         user=user, sync_id=sync_id, status="queued", source="zapier",
@@ -266,8 +267,8 @@ def accept(storage: Storage, user: str, payload: dict[str, Any], activity: Activ
     a synced run sends no message at all. A message that cannot be sent takes our new row back, so
     Zapier's retry (after the 503) is accepted as new.
     """
-    from shared.sports import strava_sport
-    from shared.syncid import sync_id as make_sync_id
+    from shared.model.sports import strava_sport
+    from shared.model.syncid import sync_id as make_sync_id
 
     if isinstance(activity, Activity):
         points = len(activity.points)

@@ -12,8 +12,8 @@ import secrets
 import time
 from typing import Literal
 
-from shared import store
-from shared.store import Storage
+from shared.storage import clients
+from shared.storage.clients import Storage
 
 PARTITION = "state"
 TTL_SECONDS = 600
@@ -26,7 +26,7 @@ StateCheck = Literal["ok", "unknown", "used", "expired"]
 def create_state(storage: Storage, *, now: float | None = None, ttl: int = TTL_SECONDS) -> str:
     now = time.time() if now is None else now
     state = secrets.token_urlsafe(32)
-    store.table(storage, store.OAUTH_STATE_TABLE).create_entity({
+    clients.table(storage, clients.OAUTH_STATE_TABLE).create_entity({
         "PartitionKey": PARTITION, "RowKey": state, "created": float(now), "expires_at": float(now + ttl),
         "used": False,
     })
@@ -42,7 +42,7 @@ def consume_state(storage: Storage, state: str | None, *, now: float | None = No
     if not state or not _VALID.fullmatch(state):
         return "unknown"
     now = time.time() if now is None else now
-    table = store.table(storage, store.OAUTH_STATE_TABLE)
+    table = clients.table(storage, clients.OAUTH_STATE_TABLE)
     try:
         entity = table.get_entity(PARTITION, state)
     except ResourceNotFoundError:
@@ -65,7 +65,7 @@ def purge(storage: Storage, *, now: float | None = None, limit: int = 100) -> in
     from azure.core.exceptions import ResourceNotFoundError
 
     now = time.time() if now is None else now
-    table = store.table(storage, store.OAUTH_STATE_TABLE)
+    table = clients.table(storage, clients.OAUTH_STATE_TABLE)
     rows = table.query_entities("PartitionKey eq @p and expires_at lt @cutoff",
                                 parameters={"p": PARTITION, "cutoff": float(now - KEEP_USED_SECONDS)},
                                 select=["PartitionKey", "RowKey"], results_per_page=limit)

@@ -15,11 +15,11 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
 
-from shared import oauthstate, users
-from shared.auth import key_matches
-from shared.responses import error, html_page, redirect
-from shared.settings import Settings, SettingsError, load
-from shared.store import Storage
+from shared.config import Settings, SettingsError, load
+from shared.storage import oauthstates, users
+from shared.storage.clients import Storage
+from shared.web.auth import key_matches
+from shared.web.responses import error, html_page, redirect
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,14 @@ def connect(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as exc:
         return error(503, str(exc))
     try:
-        state = oauthstate.create_state(settings.storage)
+        state = oauthstates.create_state(settings.storage)
         if caller.kind != "owner":  # the callback reads it back; without it the state would mean the owner
             users.remember_connect(settings.storage, state, caller)
     except Exception as exc:  # storage down: say so rather than fail with a stack trace
         log.warning("strava connect: could not store the OAuth state (%s)", type(exc).__name__)
         return error(503, "storage is unavailable; try again in a minute")
     try:
-        oauthstate.purge(settings.storage)
+        oauthstates.purge(settings.storage)
     except Exception as exc:  # housekeeping only
         log.info("strava connect: purging old OAuth states failed (%s)", type(exc).__name__)
     log.info("strava connect: redirecting to Strava's consent page")
@@ -88,8 +88,8 @@ def connect(req: func.HttpRequest) -> func.HttpResponse:
 
 def callback(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/strava/callback?code&state&scope (or &error=access_denied)."""
-    from shared.strava import Permanent, StravaError
-    from shared.tokens import exchange_code, save_connection
+    from shared.strava.api import Permanent, StravaError
+    from shared.strava.tokens import exchange_code, save_connection
 
     params = req.params
     try:
@@ -97,7 +97,7 @@ def callback(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as exc:
         return html_page(503, "Not configured", str(exc))
     try:
-        check = oauthstate.consume_state(settings.storage, params.get("state"))
+        check = oauthstates.consume_state(settings.storage, params.get("state"))
     except Exception as exc:
         log.warning("strava callback: could not read the OAuth state (%s)", type(exc).__name__)
         return html_page(503, "Try again", "Storage is unavailable, so nothing was stored. " + START_AGAIN)
@@ -172,7 +172,7 @@ _ASK_AGAIN = "Ask the owner of this app for a new invitation."
 def _athlete_connected(storage: Storage, caller: users.Caller, answer: dict[str, object], scopes: str,
                        granted: set[str]) -> func.HttpResponse:
     """An invited athlete (shown their new personal key, once) or one reconnecting with their own key."""
-    from shared.tokens import save_connection
+    from shared.strava.tokens import save_connection
 
     athlete = answer.get("athlete")
     athlete_id = str(athlete.get("id") or "") if isinstance(athlete, dict) else ""

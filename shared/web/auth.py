@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shared.activity import Problem
+    from shared.model.activity import Problem
 
 
 def key_matches(given: str | None, expected: str | None) -> bool:
@@ -60,6 +60,6 @@ def redact(text: str, *secrets: str | None) -> str:
 
 def redact_problems(problems: Iterable[Problem], *secrets: str | None) -> list[Problem]:
     """Problems with secrets redacted: their messages quote the bad values, which may be a key."""
-    from shared.activity import Problem
+    from shared.model.activity import Problem
 
     return [Problem(redact(p.field, *secrets), redact(p.message, *secrets)) for p in problems]

@@ -18,15 +18,23 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared import store
-from shared.store import Storage
-from shared.strava import NotConnected, Permanent, StravaClient, StravaError, Transient, http_session, strava_message
+from shared.storage import clients
+from shared.storage.clients import Storage
+from shared.strava.api import (
+    NotConnected,
+    Permanent,
+    StravaClient,
+    StravaError,
+    Transient,
+    http_session,
+    strava_message,
+)
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-    from shared.ratelimit import RateBudget
-    from shared.settings import Settings
+    from shared.config import Settings
+    from shared.strava.ratelimit import RateBudget
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +79,7 @@ class Connection:
 
 
 def _table(storage: Storage) -> TableClient:
-    return store.table(storage, store.CONNECTIONS_TABLE)
+    return clients.table(storage, clients.CONNECTIONS_TABLE)
 
 
 def _from_entity(entity: Any) -> Connection:

@@ -1,4 +1,6 @@
-"""The owner's day-to-day commands: `status`, `retry`, `connect`, `invite` and `athletes` (registered by shared.cli).
+"""The owner's day-to-day commands: `status`, `retry`, `connect`, `invite` and `athletes`.
+
+Registered by shared.cli.app.
 
 They use the same settings as the app (environment or local.settings.json) and act on its storage
 directly, so they work without the Function App running. `--athlete ID` picks an invited athlete's log
@@ -20,9 +22,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
-    from shared.activitylog import Entry
-    from shared.cli import Context
-    from shared.settings import Settings
+    from shared.cli.app import Context
+    from shared.config import Settings
+    from shared.storage.activitylog import Entry
 
 EXIT_OK, EXIT_FAILED = 0, 1
 RECENT = 20
@@ -50,8 +52,8 @@ def _count(text: str) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    """Register the subcommands on shared.cli's subparsers."""
-    from shared.activitylog import STATUSES
+    """Register the subcommands on shared.cli.app's subparsers."""
+    from shared.storage.activitylog import STATUSES
 
     who = argparse.ArgumentParser(add_help=False)
     who.add_argument("--athlete", type=athlete_id_arg, metavar="ID",
@@ -99,7 +101,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _settings(ctx: Context) -> Settings | None:
-    from shared.settings import SettingsError, load_for_cli
+    from shared.config import SettingsError, load_for_cli
 
     try:
         return load_for_cli()
@@ -109,7 +111,7 @@ def _settings(ctx: Context) -> Settings | None:
 
 
 def _user(args: argparse.Namespace) -> str:
-    from shared.users import OWNER, user_for_athlete
+    from shared.storage.users import OWNER, user_for_athlete
 
     return user_for_athlete(args.athlete) if getattr(args, "athlete", None) else OWNER
 
@@ -137,7 +139,7 @@ def print_table(entries: list[Entry], timezone: str, out: TextIO) -> None:
 
 
 def run_status(args: argparse.Namespace, ctx: Context) -> int:
-    from shared import activitylog
+    from shared.storage import activitylog
 
     cfg = _settings(ctx)
     if cfg is None:
@@ -175,7 +177,7 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
 
 # ---- retry -------------------------------------------------------------------------------------------------
 def run_retry(args: argparse.Namespace, ctx: Context) -> int:
-    from shared import replay
+    from shared.owner import replay
 
     cfg = _settings(ctx)
     if cfg is None:
@@ -235,8 +237,8 @@ def _page(title: str, text: str) -> bytes:
 
 def _finish(cfg: Settings, query: dict[str, str]) -> tuple[bool, str]:
     """The code from Strava's redirect exchanged and stored; (ok, what to tell the owner)."""
-    from shared.strava import StravaError
-    from shared.tokens import exchange_code, save_connection
+    from shared.strava.api import StravaError
+    from shared.strava.tokens import exchange_code, save_connection
 
     if query.get("error"):
         return False, ("You did not authorize the app on Strava; nothing changed." if query["error"] == "access_denied"
@@ -292,8 +294,8 @@ def _server(cfg: Settings, answer: _Answer, port: int) -> HTTPServer:
 
 
 def run_connect(args: argparse.Namespace, ctx: Context) -> int:
-    from shared.connect import authorize_url
-    from shared.settings import SettingsError
+    from shared.config import SettingsError
+    from shared.owner.connect import authorize_url
 
     cfg = _settings(ctx)
     if cfg is None:
@@ -331,7 +333,7 @@ def run_connect(args: argparse.Namespace, ctx: Context) -> int:
 
 # ---- invitations and athletes ------------------------------------------------------------------------------
 def run_invite(args: argparse.Namespace, ctx: Context) -> int:
-    from shared.users import create_invitation
+    from shared.storage.users import create_invitation
 
     cfg = _settings(ctx)
     if cfg is None:
@@ -346,7 +348,8 @@ def run_invite(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_athletes(args: argparse.Namespace, ctx: Context) -> int:
-    from shared import tokens, users
+    from shared.storage import users
+    from shared.strava import tokens
 
     cfg = _settings(ctx)
     if cfg is None:

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared import store
-from shared.store import Storage
+from shared.storage import clients
+from shared.storage.clients import Storage
 
 VERSION = 1
 # 64 KiB per message after base64 (4/3): 48 KiB of raw bytes, minus a margin for the envelope.
@@ -122,7 +122,7 @@ def put_payload(storage: Storage, user: str, data: bytes, sync_id: str | None = 
     from azure.storage.blob import ContentSettings
 
     name = f"{user}/{sync_id or 'incoming'}/{os.urandom(16).hex()}.json"  # not uuid: it imports platform
-    store.container(storage, store.PAYLOAD_CONTAINER).upload_blob(
+    clients.container(storage, clients.PAYLOAD_CONTAINER).upload_blob(
         name, data, overwrite=True, content_settings=ContentSettings(content_type="application/json"))
     return name
 
@@ -131,7 +131,7 @@ def send(storage: Storage, job: Job, delay: float = 0) -> Sent:
     """Queue `job` (inline or via a blob), invisible for `delay` seconds. Messages never expire on their own."""
     job, body = prepare(storage, job)
     visibility = max(0, min(math.ceil(delay), MAX_VISIBILITY))  # whole seconds; never sooner than asked
-    message = store.queue(storage, store.ACTIVITY_QUEUE).send_message(
+    message = clients.queue(storage, clients.ACTIVITY_QUEUE).send_message(
         body, visibility_timeout=visibility or None, time_to_live=-1)
     return Sent(message_id=message.id, pop_receipt=message.pop_receipt, blob=job.blob)
 
@@ -141,7 +141,7 @@ def retract(storage: Storage, sent: Sent, *, delete_blob: bool = True) -> None:
     from azure.core.exceptions import HttpResponseError
 
     try:
-        store.queue(storage, store.ACTIVITY_QUEUE).delete_message(sent.message_id, sent.pop_receipt)
+        clients.queue(storage, clients.ACTIVITY_QUEUE).delete_message(sent.message_id, sent.pop_receipt)
     except HttpResponseError:  # received by a worker meanwhile (new pop receipt) or gone: it is idempotent
         return
     if delete_blob and sent.blob:
@@ -155,7 +155,7 @@ def load_payload(storage: Storage, job: Job) -> dict[str, Any]:
 
     assert job.blob is not None
     try:
-        data = store.container(storage, store.PAYLOAD_CONTAINER).download_blob(job.blob).readall()
+        data = clients.container(storage, clients.PAYLOAD_CONTAINER).download_blob(job.blob).readall()
     except ResourceNotFoundError as exc:
         raise JobError(f"payload blob {job.blob} is missing") from exc
     try:
@@ -174,6 +174,6 @@ def delete_payload(storage: Storage, blob: str | None) -> None:
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
-        store.container(storage, store.PAYLOAD_CONTAINER).delete_blob(blob)
+        clients.container(storage, clients.PAYLOAD_CONTAINER).delete_blob(blob)
     except ResourceNotFoundError:
         pass

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
 
-from shared.responses import error, json_response
-from shared.settings import Settings, SettingsError, current
-from shared.users import Caller
+from shared.config import Settings, SettingsError, current
+from shared.storage.users import Caller
+from shared.web.responses import error, json_response
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -56,7 +56,7 @@ def _settings() -> Settings:
 
 
 def _caller(req: func.HttpRequest, cfg: Settings) -> Caller:
-    from shared.users import identify
+    from shared.storage.users import identify
 
     caller = identify(cfg.storage, req.headers.get("x-api-key"), cfg.api_key)
     if caller is None or caller.user is None:
@@ -81,7 +81,7 @@ def parse_since(text: str) -> datetime:
 
 def parse_query(params: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """(status, since, limit) from the query, and every problem with it."""
-    from shared.activitylog import STATUSES
+    from shared.storage.activitylog import STATUSES
 
     problems: list[dict[str, str]] = []
     out: dict[str, Any] = {"status": None, "since": None, "limit": DEFAULT_LIMIT}
@@ -113,7 +113,7 @@ def list_activities(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _list(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import activitylog
+    from shared.storage import activitylog
 
     cfg = _settings()
     caller = _caller(req, cfg)
@@ -155,8 +155,8 @@ def retry(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _retry(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.replay import RetryRefused
-    from shared.replay import retry as do_retry
+    from shared.owner.replay import RetryRefused
+    from shared.owner.replay import retry as do_retry
 
     cfg = _settings()
     caller = _caller(req, cfg)
@@ -192,7 +192,7 @@ def invitations(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _invite(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.users import create_invitation
+    from shared.storage.users import create_invitation
 
     cfg = _settings()
     caller = _caller(req, cfg)

@@ -15,16 +15,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared import activitylog
-from shared.csvindex import CsvError, CsvRow, parse_csv
-from shared.export import Export, MemberError, member_stem
-from shared.gpxfile import GpxError, GpxFile, read_gpx
-from shared.naming import activity_name
-from shared.sports import strava_sport, type_from_gpx_name
-from shared.store import Storage
-from shared.syncid import external_id, sync_id, sync_id_from_external_id
+from shared.model.naming import activity_name
+from shared.model.sports import strava_sport, type_from_gpx_name
+from shared.model.syncid import external_id, sync_id, sync_id_from_external_id
+from shared.runkeeper.csvindex import CsvError, CsvRow, parse_csv
+from shared.runkeeper.export import Export, MemberError, member_stem
+from shared.runkeeper.gpxfile import GpxError, GpxFile, read_gpx
+from shared.storage import activitylog
+from shared.storage.clients import Storage
 
-log = logging.getLogger("shared.importer")
+log = logging.getLogger("shared.history.importer")
 
 CSV_NAME = "cardioactivities.csv"
 # A GPX's first point and the CSV's local time differ by the UTC offset: whole quarter hours, within a few s.
@@ -565,12 +565,12 @@ class Importer:
             if calls <= 0:
                 return t
             if not left_day:
-                from shared.ratelimit import next_midnight
+                from shared.strava.ratelimit import next_midnight
 
                 t = max(t, next_midnight(t))
                 left15, left_day = limit15, limit_day
             else:
-                from shared.ratelimit import next_window
+                from shared.strava.ratelimit import next_window
 
                 t = max(t, next_window(t))
                 left15, left_day = limit15, left_day - fit
@@ -583,7 +583,7 @@ class Importer:
 
     def _call(self, kind: str, fn: Callable[[], Any]) -> Any:
         """One Strava call inside the budget; a 429 we could not foresee (another user of the app's limits) waits."""
-        from shared.strava import RateLimited
+        from shared.strava.api import RateLimited
 
         while True:
             self._acquire(kind)
@@ -596,7 +596,7 @@ class Importer:
     # ---- listing -------------------------------------------------------------------------------------------
     def _listing(self, items: list[Item]) -> StravaIndex:
         """The athlete's Strava activities around `items`, a page of 200 per call."""
-        from shared.strava import Transient
+        from shared.strava.api import Transient
 
         index = StravaIndex()
         for after, before in listing_ranges(items):
@@ -644,7 +644,7 @@ class Importer:
 
     # ---- sending -------------------------------------------------------------------------------------------
     def _send(self, work: _Work) -> None:
-        from shared.strava import NotConnected, Permanent, Transient, Unauthorized
+        from shared.strava.api import NotConnected, Permanent, Transient, Unauthorized
 
         item = work.item
         self._acquire("overall")  # before the claim, so a stop leaves no row half-claimed
@@ -735,7 +735,7 @@ class Importer:
     # ---- confirming ----------------------------------------------------------------------------------------
     def _confirm(self) -> None:
         """Uploads whose outcome is unknown: one listing for all, then a status call only for what it misses."""
-        from shared.strava import Transient
+        from shared.strava.api import Transient
 
         if not self._confirm_list:
             return

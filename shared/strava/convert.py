@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import timezone as fixed_offset
 
-from shared.activity import Activity
-from shared.gpx import activity_to_gpx
-from shared.naming import activity_name
-from shared.sports import strava_sport
+from shared.model.activity import Activity
+from shared.model.naming import activity_name
+from shared.model.sports import strava_sport
+from shared.strava.gpx import activity_to_gpx
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared import store
-from shared.store import Storage
+from shared.storage import clients
+from shared.storage.clients import Storage
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -29,7 +29,7 @@ EXCERPT_CHARS = 2000  # what a rejected payload keeps of what Zapier sent
 ERROR_CHARS = 1000
 PROBLEMS_CHARS = 8000
 
-log = logging.getLogger("shared.activitylog")
+log = logging.getLogger("shared.storage.activitylog")
 
 
 class Conflict(Exception):
@@ -154,7 +154,7 @@ def from_entity(entity: Any) -> Entry:
 
 
 def table(storage: Storage) -> TableClient:
-    return store.table(storage, store.ACTIVITY_LOG_TABLE)
+    return clients.table(storage, clients.ACTIVITY_LOG_TABLE)
 
 
 def log_change(entry: Entry) -> None:

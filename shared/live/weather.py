@@ -15,7 +15,7 @@ from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from shared.activity import Activity
+from shared.model.activity import Activity
 
 ARCHIVE_URL = "https://archive-api.open-meteo.com"
 FORECAST_URL = "https://api.open-meteo.com"
@@ -82,7 +82,7 @@ def _series(url: str, lat: float, lon: float, first: date, last: date) -> Series
 
 
 def _fetch(url: str, lat: float, lon: float, first: date, last: date) -> Series:
-    from shared.strava import http_session
+    from shared.strava.api import http_session
 
     resp = http_session().get(url, timeout=TIMEOUT, params={
         "latitude": f"{lat:.2f}", "longitude": f"{lon:.2f}", "start_date": first.isoformat(),

@@ -9,23 +9,23 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from shared import store
-from shared.store import Storage, StorageSettingsError
+from shared.storage import clients
+from shared.storage.clients import Storage, StorageSettingsError
 
 DEFAULT_STRAVA_BASE_URL = "https://www.strava.com"
 DEFAULT_TIMEZONE = "Europe/London"
 
 # name -> (required, description): the single list README, the example file and infra are checked against.
 SETTINGS: dict[str, tuple[bool, str]] = {
-    store.CONNECTION: (False, "Storage connection string (local runs, Azurite); in Azure, the identity-based "
+    clients.CONNECTION: (False, "Storage connection string (local runs, Azurite); in Azure, the identity-based "
                               "settings below instead (one of the two forms is required)"),
-    store.ACCOUNT_NAME: (False, "Identity-based storage: the account name (or the three service URIs below)"),
-    store.SERVICE_URIS["blob"]: (False, "Identity-based storage: https URL of the blob service"),
-    store.SERVICE_URIS["queue"]: (False, "Identity-based storage: https URL of the queue service"),
-    store.SERVICE_URIS["table"]: (False, "Identity-based storage: https URL of the table service"),
-    store.CREDENTIAL: (False, "managedidentity: use only the platform's managed identity (unset: the default "
+    clients.ACCOUNT_NAME: (False, "Identity-based storage: the account name (or the three service URIs below)"),
+    clients.SERVICE_URIS["blob"]: (False, "Identity-based storage: https URL of the blob service"),
+    clients.SERVICE_URIS["queue"]: (False, "Identity-based storage: https URL of the queue service"),
+    clients.SERVICE_URIS["table"]: (False, "Identity-based storage: https URL of the table service"),
+    clients.CREDENTIAL: (False, "managedidentity: use only the platform's managed identity (unset: the default "
                               "chain, e.g. `az login` for the command line)"),
-    store.CLIENT_ID: (False, "Client id of the user-assigned managed identity"),
+    clients.CLIENT_ID: (False, "Client id of the user-assigned managed identity"),
     "SYNC_API_KEY": (True, "Key Zapier and the owner send as X-Api-Key"),
     "STRAVA_CLIENT_ID": (True, "Strava API application client id"),
     "STRAVA_CLIENT_SECRET": (True, "Strava API application client secret"),
@@ -36,7 +36,7 @@ SETTINGS: dict[str, tuple[bool, str]] = {
                                    "the public archive-api and api hosts)"),
 }
 DEFAULT_ENRICH_WEATHER = "false"
-DEFAULT_OPEN_METEO_BASE_URL = ""  # empty: the public hosts (shared.weather)
+DEFAULT_OPEN_METEO_BASE_URL = ""  # empty: the public hosts (shared.live.weather)
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -129,12 +129,12 @@ def load_for_cli(env: Mapping[str, str] | None = None, settings_file: Path | Non
             raise SettingsError(f"{path} is not valid JSON with a Values object") from exc
         merged.update({k: str(v) for k, v in values.items() if isinstance(k, str)})
     env = os.environ if env is None else env
-    storage_names = (store.CONNECTION, *store.IDENTITY_SETTINGS)
+    storage_names = (clients.CONNECTION, *clients.IDENTITY_SETTINGS)
     if any(_clean(env.get(name)) for name in storage_names):
         for name in storage_names:
             merged.pop(name, None)
     merged.update(env)
-    return load(merged, default_storage=store.DEVELOPMENT_STORAGE)
+    return load(merged, default_storage=clients.DEVELOPMENT_STORAGE)
 
 
 @lru_cache(maxsize=8)

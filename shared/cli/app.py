@@ -3,7 +3,7 @@
 Subcommands register themselves in `build_parser` (issue 8 adds `status`, `retry`, `connect`), each with a
 `run(args, ctx) -> exit code` function; `Context` carries the output streams and, for simulations and
 tests, the clock and sleep the import uses. Settings come from the environment or local.settings.json,
-as for the app (shared.settings.load_for_cli); storage defaults to the local emulator.
+as for the app (shared.config.load_for_cli); storage defaults to the local emulator.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from shared.importer import Counts, Plan, Report
+    from shared.history.importer import Counts, Plan, Report
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # some activities failed, or the import could not run
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also send again the activities that failed in an earlier run")
     imp.add_argument("--verbose", action="store_true",
                      help="one line per activity and per state change, and every problem in full")
-    from shared.cli_ops import add_commands, athlete_id_arg
+    from shared.cli.ops import add_commands, athlete_id_arg
 
     imp.add_argument("--athlete", type=athlete_id_arg, metavar="ID",
                      help="import for an invited athlete (their Strava id) instead of the owner")
@@ -142,9 +142,9 @@ def _setup_logging(verbose: bool, err: TextIO) -> None:
 
 
 def run_import(args: argparse.Namespace, ctx: Context) -> int:
-    from shared.export import ExportError, open_export
-    from shared.importer import Importer, ImportError_, build_plan
-    from shared.settings import SettingsError, load_for_cli
+    from shared.config import SettingsError, load_for_cli
+    from shared.history.importer import Importer, ImportError_, build_plan
+    from shared.runkeeper.export import ExportError, open_export
 
     out, err = ctx.out, ctx.err
     if args.since and args.until and args.since > args.until:
@@ -162,9 +162,9 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
             if args.dry_run:
                 print_plan(plan, args, out)
                 return EXIT_OK
-            from shared.strava import StravaError
-            from shared.tokens import client_from_settings
-            from shared.users import OWNER, user_for_athlete
+            from shared.storage.users import OWNER, user_for_athlete
+            from shared.strava.api import StravaError
+            from shared.strava.tokens import client_from_settings
 
             client = client_from_settings(settings, args.athlete)
             options: dict[str, Any] = {"user": user_for_athlete(args.athlete) if args.athlete else OWNER}
@@ -258,7 +258,7 @@ def _source(plan: Plan) -> str:
 
 
 def print_plan(plan: Plan, args: argparse.Namespace, out: TextIO) -> None:
-    from shared.importer import expected_calls, least_time
+    from shared.history.importer import expected_calls, least_time
 
     ok = [i for i in plan.items if not i.problem]
     print(f"Dry run of {args.path}: nothing was sent to Strava and nothing was written.", file=out)
