@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from shared.activity import Activity
-from shared.gpx import activity_to_gpx
-from shared.runkeeper import parse_payload
+from shared.model.activity import Activity
+from shared.runkeeper.payload import parse_payload
+from shared.strava.gpx import activity_to_gpx
 
 START = datetime(2022, 9, 26, 17, 52, 22, tzinfo=UTC)
 

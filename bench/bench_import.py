@@ -22,11 +22,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from shared import activitylog
-from shared.export import open_export
-from shared.importer import Importer, build_plan, least_time
-from shared.settings import load
-from shared.tokens import client_from_settings
+from shared.config import load
+from shared.history.estimate import least_time
+from shared.history.plan import build_plan
+from shared.history.run import Importer
+from shared.runkeeper.export import open_export
+from shared.storage import activitylog
+from shared.strava.tokens import client_from_settings
 from tests.azurite import Azurite
 from tests.conftest import DATA
 from tests.fake_strava import FakeStrava

@@ -34,9 +34,13 @@ SETTINGS: dict[str, tuple[bool, str]] = {
     "ENRICH_WEATHER": (False, "true: add air temperature from Open-Meteo to each trackpoint (default false)"),
     "OPEN_METEO_BASE_URL": (False, "One host serving Open-Meteo's /v1/archive and /v1/forecast (default: "
                                    "the public archive-api and api hosts)"),
+    "SYNC_DELAY_SCALE": (False, "Multiplies every wait of the queue worker (rate-limit windows, retry back-off, "
+                                "another worker's lease), default 1; tests shrink it. Not a number from 0 to "
+                                "1000: 1"),
 }
 DEFAULT_ENRICH_WEATHER = "false"
 DEFAULT_OPEN_METEO_BASE_URL = ""  # empty: the public hosts (shared.live.weather)
+DEFAULT_SYNC_DELAY_SCALE = 1.0
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -54,6 +58,9 @@ class Settings:
     timezone: str = DEFAULT_TIMEZONE
     enrich_weather: bool = False
     open_meteo_base_url: str | None = None
+    # Not part of equality: settings that differ only in how long waits are scaled share the worker's Strava
+    # clients and rate budget (shared.live.sync caches them per Settings), as they did when it was read apart.
+    sync_delay_scale: float = field(default=DEFAULT_SYNC_DELAY_SCALE, compare=False)
 
     def require(self, *names: str) -> None:
         """Raise one error naming every missing setting among `names` (setting names, as in SETTINGS)."""
@@ -104,7 +111,21 @@ def load(env: Mapping[str, str] | None = None, *, default_storage: str | None = 
         timezone=tz,
         enrich_weather=enrich in _TRUE,
         open_meteo_base_url=weather.rstrip("/") if weather else None,
+        sync_delay_scale=delay_scale(env.get("SYNC_DELAY_SCALE")),
     )
+
+
+def delay_scale(raw: str | None) -> float:
+    """SYNC_DELAY_SCALE: 1 in production; tests shrink every wait with it. Nonsense falls back to 1, not an error.
+
+    A wrong value only changes how long the worker waits, never what it does, so it must not stop the app.
+    """
+    raw = (raw or "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_SYNC_DELAY_SCALE
+    except ValueError:
+        return DEFAULT_SYNC_DELAY_SCALE
+    return value if 0 <= value <= 1000 else DEFAULT_SYNC_DELAY_SCALE
 
 
 def _storage(env: Mapping[str, str], default: str | None = None) -> Storage:

@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 import azure.functions as func
 import requests
 
-import function_app
 from shared.owner.connect import callback, connect
 from shared.storage import users
 from shared.storage.clients import Storage
 from tests.fake_strava import FakeStrava
+from tests.host import function
 
 APP = "http://localhost:7071"
 PERSONAL_KEY = re.compile(r"rk_[A-Za-z0-9_-]{20,}")
@@ -31,7 +31,7 @@ def request(method: str, url: str, *, headers: dict[str, str] | None = None, bod
 
 def call(name: str, req: func.HttpRequest) -> func.HttpResponse:
     """The registered function `name` of function_app, as the host calls it."""
-    return getattr(function_app, name).build().get_user_function()(req)
+    return function(name)(req)
 
 
 def body(resp: func.HttpResponse) -> Any:

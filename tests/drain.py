@@ -70,15 +70,15 @@ def host_settings(path: Path = HOST_JSON) -> HostQueueSettings:
 
 
 def _default_handler() -> Handler:
-    import function_app
+    from tests.host import function
 
-    return function_app.sync_activity.build().get_user_function()
+    return function("sync_activity")
 
 
 def _default_poison_handler() -> Handler:
-    import function_app
+    from tests.host import function
 
-    return function_app.sync_activity_poison.build().get_user_function()
+    return function("sync_activity_poison")
 
 
 @dataclass

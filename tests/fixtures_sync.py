@@ -16,6 +16,7 @@ from shared.storage.clients import Storage
 from tests.drain import Drain, raw_queue, set_storage_env
 from tests.fake_strava import FakeStrava
 from tests.fixtures_strava import connect_athlete
+from tests.host import function
 
 SYNC_API_KEY = "test-sync-key-0123456789abcdef"  # a test value, not a real secret
 # Store names a test gets its own copy of, so tests never see each other's rows or messages.
@@ -41,8 +42,6 @@ class SyncEnv:
         self, body: Any, *, key: str | None = "header", headers: dict[str, str] | None = None
     ) -> func.HttpResponse:
         """POST /api/runkeeper through the registered function; `key="header"` sends the right X-Api-Key."""
-        import function_app
-
         if isinstance(body, bytes):
             raw = body
         else:
@@ -53,7 +52,7 @@ class SyncEnv:
         elif key is not None:
             hdrs["X-Api-Key"] = key
         req = func.HttpRequest("POST", "http://localhost:7071/api/runkeeper", headers=hdrs, body=raw)
-        return function_app.runkeeper.build().get_user_function()(req)
+        return function("runkeeper")(req)
 
     def entry(self, sync_id: str, user: str = activitylog.OWNER) -> activitylog.Entry | None:
         return activitylog.get(self.storage, user, sync_id)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.live import ack
+from shared.live import intake
 from shared.model.syncid import sync_id
 from shared.storage import activitylog, clients
 from shared.storage import messages as jobs
@@ -85,7 +85,7 @@ def test_unauthenticated_garbage_is_401_not_400(sync_env) -> None:
 
 
 def test_body_over_the_limit_is_413(sync_env, monkeypatch) -> None:
-    monkeypatch.setattr(ack, "MAX_BODY", 1000)  # same code path as 20 MB, without building 20 MB
+    monkeypatch.setattr(intake, "MAX_BODY", 1000)  # same code path as 20 MB, without building 20 MB
     resp = sync_env.post({"activityNotes": "x" * 2000})
     assert resp.status_code == 413
     assert "larger than" in _body(resp)["error"]
@@ -234,7 +234,7 @@ def test_replay_of_a_queued_row_whose_message_was_lost_queues_it_again(sync_env,
     clients.queue(sync_env.storage, clients.ACTIVITY_QUEUE).clear_messages()  # the message is lost
     assert sync_env.post(seed_payload).status_code == 200  # recent: trusted
     assert sync_env.queue_count() == 0
-    monkeypatch.setattr(ack, "STALE_QUEUED", timedelta(seconds=-1))  # no worker has touched it for too long
+    monkeypatch.setattr(intake, "STALE_QUEUED", timedelta(seconds=-1))  # no worker has touched it for too long
     assert sync_env.post(seed_payload).status_code == 202
     assert sync_env.queue_count() == 1
 

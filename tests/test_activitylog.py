@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.model.status import Status
 from shared.storage import activitylog as al
 
 
@@ -96,3 +98,25 @@ def test_public_view_hides_bookkeeping() -> None:
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError):
         al.iso(datetime(2024, 1, 1))
+
+
+def test_status_is_a_str_enum_stored_as_its_plain_string(sync_env) -> None:
+    entry = _entry("a10", datetime(2024, 1, 1, tzinfo=UTC), status="queued")
+    assert entry.status is Status.QUEUED and entry.status == "queued"  # a string given becomes its Status
+    created = al.create(sync_env.storage, entry)
+    assert created is not None
+    synced = al.save(sync_env.storage, created, status="synced")
+    assert synced.status is Status.SYNCED and synced.status in al.DONE and "synced" in al.DONE
+    raw = al.table(sync_env.storage).get_entity(al.OWNER, "a10")
+    assert type(raw["status"]) is str and raw["status"] == "synced"  # rows hold what they always held
+    read = al.get(sync_env.storage, al.OWNER, "a10")
+    assert read is not None and read.status is Status.SYNCED
+    assert json.dumps(read.public()["status"]) == '"synced"'
+    with pytest.raises(ValueError):
+        _entry("a11", None, status="lost")
+
+
+def test_statuses_and_their_sets_are_the_stored_strings() -> None:
+    assert al.STATUSES == ("queued", "uploading", "synced", "duplicate", "failed", "rejected")
+    assert al.DONE == {"synced", "duplicate"} and al.RETRYABLE == {"failed", "rejected"}
+    assert f"status={Status.FAILED}" == "status=failed"

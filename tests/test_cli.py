@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from shared.cli.app import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, main
+from shared.cli.app import main
+from shared.cli.common import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE
 from tests.conftest import ROOT, data_path
 from tests.fake_strava import FakeStrava
 

@@ -15,8 +15,7 @@ import pytest
 import requests
 
 from shared.cli.app import main
-from shared.owner import replay
-from shared.storage import activitylog, clients, users
+from shared.storage import activitylog, clients, kept, users
 from shared.storage.activitylog import Entry
 from shared.strava import tokens
 from tests.athletes import body, connect_with, invite, post_activity, track
@@ -192,4 +191,4 @@ def test_import_for_an_invited_athlete_goes_to_their_log_and_strava(connected, t
     assert connected.sync.entries() == []  # nothing in the owner's log
     assert connected.fake.activities(connected.fake.athlete.id) == []
     assert len(connected.fake.activities(bob.id)) == len(bob_rows)
-    assert not any(b.startswith(replay.KEPT_PREFIX) for b in connected.sync.blobs())
+    assert not any(b.startswith(kept.KEPT_PREFIX) for b in connected.sync.blobs())

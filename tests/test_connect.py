@@ -11,13 +11,13 @@ import azure.functions as func
 import pytest
 import requests
 
-import function_app
 from shared.owner.connect import callback, callback_url, connect
 from shared.storage import oauthstates
 from shared.storage.clients import Storage
 from shared.strava.tokens import get_connection
 from tests.azurite import free_port
 from tests.fake_strava import FakeStrava
+from tests.host import function
 
 APP = "http://localhost:7071"
 
@@ -181,8 +181,8 @@ def test_callback_url_follows_the_request(strava_env: dict[str, str]) -> None:
 
 def test_bound_functions_call_these_handlers(strava_env: dict[str, str], fake_strava: FakeStrava,
                                              storage: Storage) -> None:
-    answer = function_app.strava_connect(get(f"{APP}/api/strava/connect?key={strava_env['SYNC_API_KEY']}"))
-    page = function_app.strava_callback(get(through_strava(answer)))
+    answer = function("strava_connect")(get(f"{APP}/api/strava/connect?key={strava_env['SYNC_API_KEY']}"))
+    page = function("strava_callback")(get(through_strava(answer)))
     assert page.status_code == 200 and get_connection(storage) is not None
 
 

@@ -1,4 +1,4 @@
-"""function_app.py: the bindings agree with the code, and the HTTP ack's cold path stays light."""
+"""function_app.py and its blueprints: the bindings agree with the code, and the HTTP ack's cold path stays light."""
 
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ import sys
 import textwrap
 from pathlib import Path
 
-import function_app
+from shared.live import blueprint as live
 from shared.storage import clients
 from tests.drain import HostQueueSettings, host_settings
+from tests.host import functions
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _bindings(name: str) -> list[dict]:
-    """The bindings the host indexes (app.get_functions() may run once per process, so via each builder)."""
-    fn = getattr(function_app, name).build()
+    """The bindings the host indexes for the registered function `name`."""
+    fn = functions()[name]
     assert fn.get_function_name() == name
     return json.loads(fn.get_function_json())["bindings"]
 
 
 def test_queue_bindings_use_the_store_names_and_the_poison_convention() -> None:
-    assert function_app.ACTIVITY_QUEUE == clients.ACTIVITY_QUEUE == "runkeeper-activities"
-    assert function_app.POISON_QUEUE == clients.POISON_QUEUE == clients.ACTIVITY_QUEUE + "-poison"
+    assert live.ACTIVITY_QUEUE == clients.ACTIVITY_QUEUE == "runkeeper-activities"
+    assert live.POISON_QUEUE == clients.POISON_QUEUE == clients.ACTIVITY_QUEUE + "-poison"
     [trigger] = _bindings("sync_activity")
     assert trigger["type"] == "queueTrigger" and trigger["queueName"] == clients.ACTIVITY_QUEUE
     assert trigger["connection"] == "AzureWebJobsStorage"
@@ -54,13 +55,15 @@ _PROBE = textwrap.dedent(
     mode, names, payload = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     if mode == "ack":
         import function_app
+        shared_at_import = sorted(m for m in sys.modules if m == "shared" or m.startswith("shared."))
         from shared.storage import clients
+        from tests.host import function
         for attr, value in names.items():
             setattr(clients, attr, value)
         at_import = sorted(m for m in ("azure.data.tables", "azure.storage.queue", "azure.storage.blob")
                            if m in sys.modules)
         req = func.HttpRequest("POST", "http://localhost/api/runkeeper", headers={}, body=open(payload, "rb").read())
-        status = function_app.runkeeper.build().get_user_function()(req).status_code
+        status = function("runkeeper")(req).status_code
     else:  # the floor: the storage SDKs doing the ack's two writes, nothing of ours
         import os
         from azure.data.tables import TableClient
@@ -69,8 +72,9 @@ _PROBE = textwrap.dedent(
         TableClient.from_connection_string(conn, table_name=names["ACTIVITY_LOG_TABLE"]).upsert_entity(
             {"PartitionKey": "p", "RowKey": "r"})
         QueueClient.from_connection_string(conn, names["ACTIVITY_QUEUE"] + "-floor").create_queue()
-        at_import, status = [], 0
-    print(json.dumps({"status": status, "modules": sorted(sys.modules), "at_import": at_import}))
+        at_import, shared_at_import, status = [], [], 0
+    print(json.dumps({"status": status, "modules": sorted(sys.modules), "at_import": at_import,
+                      "shared_at_import": shared_at_import}))
     """
 )
 
@@ -92,6 +96,9 @@ def test_cold_ack_loads_nothing_beyond_the_storage_sdks(sync_env, seed_payload, 
     floor = _probe(sync_env, "floor", str(payload))
     assert ack["status"] == 202 and sync_env.queue_count() == 1
     assert ack["at_import"] == []  # storage SDKs load on the first request, not at import
+    # the blueprints import nothing of the app: every function imports its work when called
+    assert ack["shared_at_import"] == ["shared", "shared.live", "shared.live.blueprint", "shared.owner",
+                                       "shared.owner.blueprint"]
 
     loaded = set(ack["modules"])
     for heavy in ("gpxpy", "shared.strava.api", "shared.strava.tokens", "shared.live.sync", "shared.live.worker",
@@ -100,3 +107,13 @@ def test_cold_ack_loads_nothing_beyond_the_storage_sdks(sync_env, seed_payload, 
     extra = {m.split(".")[0] for m in loaded - set(floor["modules"])} - {"shared", "function_app"}
     assert "requests" not in extra and "urllib3" not in extra
     assert "requests" not in loaded or "requests" in floor["modules"]
+
+
+def test_the_app_registers_each_flows_blueprint_once_in_order() -> None:
+    """function_app.py holds no function of its own: the live flow's three, then the owner's five."""
+    assert list(functions()) == ["runkeeper", "sync_activity", "sync_activity_poison", "strava_connect",
+                                 "strava_callback", "activities", "activity_retry", "invitations"]
+    assert all(fn.get_user_function().__module__ == "shared.live.blueprint" for fn in
+               list(functions().values())[:3])
+    assert all(fn.get_user_function().__module__ == "shared.owner.blueprint" for fn in
+               list(functions().values())[3:])

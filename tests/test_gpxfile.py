@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.runkeeper.gpxfile import GpxError, read_gpx, repair
+from shared.runkeeper.gpxfile import GpxError, NotRepairable, read_gpx, repair
 from tests.conftest import data_path
 
 HEADER = b'<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="test" ' \
@@ -142,3 +142,23 @@ def test_unrepairable_file_reports_the_original_fault() -> None:
     broken = gpx(b"<trkseg>\n" + pt(1) + b"</trkseg>\n</trkseg>\n<oops>\n")
     with pytest.raises(GpxError, match="not well-formed XML"):
         read_gpx(broken)
+
+
+@pytest.mark.parametrize("data", [
+    BILLION_LAUGHS,
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" * 50,
+    b"<html><trk></trkseg></trk></html>",  # a stray </trkseg> a repair could drop: not tried on a non-GPX root
+    b"<gpx>" + b" " * 3 * 1024 * 1024 + b"</gpx>",
+])
+def test_hostile_or_foreign_files_are_typed_as_not_repairable(data: bytes) -> None:
+    with pytest.raises(NotRepairable) as info:
+        read_gpx(data, max_bytes=2 * 1024 * 1024)
+    assert info.value.args[0].startswith(("refused", "not a GPX file", "too large"))
+
+
+def test_a_file_cut_short_is_truncated_by_the_parser_error_code() -> None:
+    whole = gpx(b"<trkseg>\n" + pt(1) + pt(2) + b"</trkseg>\n")
+    for cut in (whole[:-20], whole[: whole.index(b"<trkpt") + 4], HEADER + b"<![CDATA[x"):
+        with pytest.raises(GpxError, match=r"truncated: the XML ends too early \(line \d+") as info:
+            read_gpx(cut)
+        assert not isinstance(info.value, NotRepairable)

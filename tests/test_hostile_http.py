@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from shared.runkeeper.payload import parse_payload
 from shared.storage import messages
 from shared.strava.convert import to_strava
+from tests.host import function
 
 GPX_NS = "{http://www.topografix.com/GPX/1/1}"
 TRACK = {
@@ -37,11 +38,9 @@ HOSTILE_NOTES = "]]><script>alert(1)</script><![CDATA[ & &amp; \"' \u2028 \U0001
 
 def call(body: bytes, headers: dict[str, str] | None = None) -> func.HttpResponse:
     """The registered function with a request built like the host builds one."""
-    import function_app
-
     req = func.HttpRequest("POST", "http://localhost:7071/api/runkeeper", headers=headers or {}, body=body,
                            params={})
-    return function_app.runkeeper.build().get_user_function()(req)
+    return function("runkeeper")(req)
 
 
 def check(resp: func.HttpResponse) -> dict[str, Any]:

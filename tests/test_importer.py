@@ -14,17 +14,12 @@ from typing import Any
 import pytest
 
 from shared.config import Settings, load
-from shared.history.importer import (
-    Importer,
-    Item,
-    Report,
-    StravaIndex,
-    build_plan,
-    compatible,
-    least_time,
-    listing_ranges,
-    utc_start,
-)
+from shared.history.listing import StravaIndex, listing_ranges
+from shared.history.plan import Item, build_plan
+from shared.history.report import Report
+from shared.history.rows import ImportRows, Work
+from shared.history.run import Importer
+from shared.model.status import Status
 from shared.model.syncid import sync_id
 from shared.runkeeper.export import open_export
 from shared.storage import activitylog
@@ -135,27 +130,6 @@ def test_without_a_csv_every_gpx_counts_with_its_type_from_the_name(tmp_path: Pa
     assert "no track points" in plan.failures[0].reason
 
 
-def test_utc_start_rules() -> None:
-    local = datetime(2013, 7, 25, 6, 53, 27)
-    gpx = datetime(2013, 7, 25, 11, 53, 28, tzinfo=UTC)  # first point a second after the CSV's start
-    assert utc_start(local, gpx, TZ) == (datetime(2013, 7, 25, 11, 53, 27, tzinfo=UTC), None)
-    nepal = datetime(2013, 7, 25, 1, 8, 27, tzinfo=UTC)  # UTC+5:45: quarter hours count too
-    assert utc_start(local, nepal, TZ)[0] == datetime(2013, 7, 25, 1, 8, 27, tzinfo=UTC)
-    start, note = utc_start(local, datetime(2013, 7, 25, 6, 53, 27, tzinfo=UTC), TZ)  # local time marked Z
-    assert start == datetime(2013, 7, 25, 5, 53, 27, tzinfo=UTC) and "local time marked Z" in (note or "")
-    start, note = utc_start(local, datetime(2013, 7, 25, 9, 20, 0, tzinfo=UTC), TZ)  # unrelated times
-    assert start == datetime(2013, 7, 25, 5, 53, 27, tzinfo=UTC) and "not a time-zone offset" in (note or "")
-    assert utc_start(local, None, "America/Chicago") == (datetime(2013, 7, 25, 11, 53, 27, tzinfo=UTC), None)
-    winter = datetime(2014, 1, 5, 9, 0, 0)
-    assert utc_start(winter, datetime(2014, 1, 5, 9, 0, 0, tzinfo=UTC), TZ) == (winter.replace(tzinfo=UTC), None)
-
-
-def test_compatible_sports() -> None:
-    assert compatible("Run", "TrailRun") and compatible("Ride", "VirtualRide") and compatible("Walk", "Hike")
-    assert compatible("Workout", "Swim") and compatible(None, "Run")
-    assert not compatible("Run", "Ride") and not compatible("Swim", "Walk")
-
-
 def _item(start: datetime, sport: str = "Run", local: datetime | None = None) -> Item:
     return Item(origin="x", runkeeper_type="Running", sport_type=sport, trainer=False, start=start,
                 start_local=local or start.replace(tzinfo=None), name="n", sync_id=sync_id(start, sport))
@@ -190,14 +164,6 @@ def test_listing_ranges_cover_everything_in_pages() -> None:
         assert sum(after < item.start < before for after, before in ranges) >= 1
     assert ranges[0][0] < base - timedelta(hours=23) and ranges[-1][1] > items[-1].start + timedelta(hours=23)
     assert listing_ranges([]) == []
-
-
-def test_least_time() -> None:
-    assert least_time(0, 200, 2000) == timedelta(0)
-    assert least_time(200, 200, 2000) == timedelta(0)
-    assert least_time(201, 200, 2000) == timedelta(minutes=15)
-    assert least_time(1550, 200, 2000) == timedelta(minutes=105)
-    assert least_time(2001, 200, 2000) == timedelta(days=1)
 
 
 # ---- runs against the fake Strava ----------------------------------------------------------------------------
@@ -418,12 +384,12 @@ def test_transient_failures_are_retried_without_duplicates(env: Any, client: Str
 
 def test_not_connected_stops_with_a_clear_message(sync_env: Any, strava_env: Any, fake_strava: FakeStrava) -> None:
     from shared.config import load
-    from shared.history.importer import ImportError_
-    from shared.strava.api import NotConnected
+    from shared.history.plan import CannotImport
+    from shared.strava.errors import NotConnected
     from shared.strava.tokens import client_from_settings
 
     client = client_from_settings(load(strava_env))
-    with pytest.raises((ImportError_, NotConnected), match="not connected"):
+    with pytest.raises((CannotImport, NotConnected), match="not connected"):
         run(client, sync_env.storage, data_path(*EXPORT_2016), until=date(2013, 7, 31))
     assert fake_strava.api_calls == 0
 
@@ -487,3 +453,104 @@ def test_repaired_gpx_is_uploaded_repaired(env: Any, client: StravaClient, fake_
     assert report.counts.failed == 0 and report.counts.uploaded == 1
     (act,) = [a for a in fake_strava.activities() if not a.manual]
     assert act.gpx == original.replace(b"</trkseg>\n<trkseg>", b"</trkseg>\n\n<trkseg>", 1)
+
+
+# ---- the live path's rows are never overwritten ---------------------------------------------------------------
+
+
+def _rows(storage: Storage) -> ImportRows:
+    return ImportRows(storage, activitylog.OWNER, "import-test", lambda: datetime.now(UTC))
+
+
+def _live_row(storage: Storage, item: Item, **fields: Any) -> activitylog.Entry:
+    """What the live path leaves: its own row, or its status written on the importer's row."""
+    current = activitylog.get(storage, activitylog.OWNER, item.sync_id)
+    if current is None:
+        created = activitylog.create(storage, activitylog.Entry(user=activitylog.OWNER, sync_id=item.sync_id,
+                                                                **{"status": "queued", **fields}))
+        assert created is not None
+    else:
+        activitylog.save(storage, current, **fields)
+    left = activitylog.get(storage, activitylog.OWNER, item.sync_id)
+    assert left is not None
+    return left
+
+
+def _same_row(now: activitylog.Entry | None, left: activitylog.Entry) -> bool:
+    """Unwritten since the live path left it: the same ETag, and so the same content."""
+    assert now is not None
+    return now.etag == left.etag and now == left
+
+
+def test_a_row_the_live_path_made_after_our_read_stays_as_it_left_it(sync_env: Any) -> None:
+    """The importer read no row, then found the activity on Strava; meanwhile the live worker claimed it."""
+    rows = _rows(sync_env.storage)
+    item = _item(datetime(2020, 5, 1, 7, 0, tzinfo=UTC))
+    work = Work(item, None)  # the importer's read: nothing there yet
+    live = _live_row(sync_env.storage, item, status="uploading", source="zapier", lease_owner="worker-1",
+                     lease_until=datetime.now(UTC) + timedelta(minutes=5), attempts=1)
+    rows.record(work, Status.DUPLICATE, activity_id="42", error=None)
+    assert _same_row(sync_env.entry(item.sync_id), live)
+    assert work.entry is not None and work.entry.status == "uploading"  # the run goes on with the row as it is
+
+
+@pytest.mark.parametrize("live_status", ["synced", "uploading"])
+def test_our_row_taken_over_by_the_live_path_is_not_overwritten(sync_env: Any, live_status: str) -> None:
+    """Our lease ran out (a day's wait at the rate limit); the live worker took the row between our read and write."""
+    rows = _rows(sync_env.storage)
+    item = _item(datetime(2020, 5, 2, 7, 0, tzinfo=UTC))
+    work = Work(item, None)
+    assert rows.claim(work) and work.entry is not None and work.entry.lease_owner == "import-test"
+    if live_status == "synced":
+        live = _live_row(sync_env.storage, item, status="synced", activity_id="777", lease_owner=None,
+                         lease_until=None)
+    else:
+        live = _live_row(sync_env.storage, item, status="uploading", lease_owner="worker-2",
+                         lease_until=datetime.now(UTC) + timedelta(minutes=5))
+    rows.save(work, upload_id="u-1", ambiguous=False, error=None)
+    rows.release(work)
+    rows.record(work, Status.FAILED, error="Strava kept failing")
+    rows.record(work, Status.SYNCED, activity_id="999", error=None, ambiguous=False)
+    assert not rows.claim(work)  # sending it again is the live path's business now
+    assert _same_row(sync_env.entry(item.sync_id), live)
+
+
+def test_a_row_merely_touched_since_our_read_gets_our_outcome(sync_env: Any) -> None:
+    """A lost race is decided again, not given up: a row still ours takes the outcome on top of the change."""
+    rows = _rows(sync_env.storage)
+    item = _item(datetime(2020, 5, 3, 7, 0, tzinfo=UTC))
+    work = Work(item, None)
+    assert rows.claim(work)
+    _live_row(sync_env.storage, item, error="touched")  # same status, same lease: only the ETag moved on
+    rows.record(work, Status.SYNCED, activity_id="5", error=None, ambiguous=False)
+    got = sync_env.entry(item.sync_id)
+    assert (got.status, got.activity_id, got.error, got.lease_owner) == ("synced", "5", None, None)
+    activitylog.table(sync_env.storage).delete_entity(activitylog.OWNER, item.sync_id)  # gone meanwhile
+    rows.save(work, upload_id="u-2")
+    assert sync_env.entry(item.sync_id).upload_id == "u-2"  # written again from what the run knows
+
+
+def test_an_import_run_leaves_a_row_the_live_path_claimed_mid_run(env: Any, client: StravaClient,
+                                                                  fake_strava: FakeStrava, tmp_path: Path) -> None:
+    """End to end: the activity is on Strava already; while the run lists it, Zapier's copy is being uploaded."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "cardioActivities.csv").write_text(
+        "Date,Type,Route Name,Distance (mi),Duration,Average Pace,Average Speed (mph),Calories Burned,Climb (ft),"
+        "Average Heart Rate (bpm),Notes,GPX File\n2019-06-01 08:00:00,Running,,3.10,25:00,,,,,,,\n", encoding="utf-8")
+    with open_export(folder) as export:
+        (item,) = build_plan(export, timezone=TZ).items
+    fake_strava.add_activity(name="from my watch", sport_type="Run", start_date=item.start, elapsed_time=1500)
+    listed = client.list_activities
+    live: list[activitylog.Entry] = []
+
+    def list_then_live_claims(after: datetime, before: datetime) -> list[dict[str, Any]]:
+        found = listed(after, before)
+        live.append(_live_row(env.storage, item, status="uploading", source="zapier", lease_owner="worker-1",
+                              lease_until=datetime.now(UTC) + timedelta(minutes=5), attempts=1))
+        return found
+
+    client.list_activities = list_then_live_claims  # type: ignore[method-assign]
+    report = run(client, env.storage, folder)
+    assert report.counts.duplicate == 1 and len(fake_strava.activities()) == 1
+    assert _same_row(env.entry(item.sync_id), live[0])

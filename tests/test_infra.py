@@ -375,6 +375,7 @@ def test_application_insights_is_workspace_based_and_reached_by_identity() -> No
 OMITTED_SETTINGS = {
     clients.CONNECTION: "the connection-string form is for Azurite and local runs; the account refuses Shared Key",
     clients.ACCOUNT_NAME: "the template gives the three explicit service URIs instead (either form works)",
+    "SYNC_DELAY_SCALE": "a test knob: in Azure every wait keeps its real length (the default, 1)",
 }
 # Set in Azure for the Functions host, not read by the app's code.
 HOST_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
@@ -464,16 +465,16 @@ ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": Role(
         "Storage Blob Data Owner",
         "the host's AzureWebJobsStorage (blob leases; Microsoft documents Owner), the Flex package, claim checks",
-        (("function_app.py", 'connection="AzureWebJobsStorage"'), ("shared/storage/clients.py", "PAYLOAD_CONTAINER"),
-         ("infra/app/api.bicep", "blobContainer"))),
+        (("shared/live/blueprint.py", 'connection="AzureWebJobsStorage"'),
+         ("shared/storage/clients.py", "PAYLOAD_CONTAINER"), ("infra/app/api.bicep", "blobContainer"))),
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": Role(
         "Storage Blob Data Contributor",
         "the command line reads and writes payload blobs (retry of kept payloads)",
-        (("shared/owner/replay.py", "PAYLOAD_CONTAINER"),)),
+        (("shared/storage/kept.py", "PAYLOAD_CONTAINER"),)),
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": Role(
         "Storage Queue Data Contributor",
         "queue triggers, the ack and retries sending, the host moving messages to the poison queue",
-        (("function_app.py", "queue_trigger"), ("shared/storage/clients.py", "ACTIVITY_QUEUE"),
+        (("shared/live/blueprint.py", "queue_trigger"), ("shared/storage/clients.py", "ACTIVITY_QUEUE"),
          ("shared/storage/messages.py", "send_message"))),
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": Role(
         "Storage Table Data Contributor",
@@ -572,7 +573,7 @@ def test_the_template_creates_every_storage_name_the_app_uses(param: str, kind: 
 
 
 def test_function_app_binds_the_queues_the_template_creates() -> None:
-    app = (ROOT / "function_app.py").read_text()
+    app = (ROOT / "shared/live/blueprint.py").read_text()  # the live flow's blueprint holds the queue triggers
     assert f'ACTIVITY_QUEUE = "{clients.ACTIVITY_QUEUE}"' in app
     assert 'POISON_QUEUE = ACTIVITY_QUEUE + "-poison"' in app
     assert clients.POISON_QUEUE == clients.ACTIVITY_QUEUE + "-poison"
@@ -639,7 +640,8 @@ def test_outputs_point_at_the_apps_real_routes() -> None:
     assert render(outputs["STRAVA_CALLBACK_DOMAIN"]["value"]) == "api.outputs.hostName"
     assert render(template("app/api").section("outputs")["hostName"]["value"]) == "site.properties.defaultHostName"
     assert json.loads((ROOT / "host.json").read_text())["extensions"]["http"]["routePrefix"] == "api"
-    app = (ROOT / "function_app.py").read_text()
+    app = "".join((ROOT / f).read_text() for f in ("function_app.py", "shared/live/blueprint.py",
+                                                    "shared/owner/blueprint.py"))  # the app and its blueprints
     assert 'route="runkeeper"' in app and 'route="strava/connect"' in app and 'route="activities"' in app
 
 

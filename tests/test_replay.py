@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from shared.owner import replay
-from shared.storage import activitylog, clients, messages
+from shared.owner import retry as retries
+from shared.storage import activitylog, clients, kept, messages
 from shared.storage.activitylog import Entry
 from tests.athletes import body, manual, post_activity, retry, track
 from tests.azurite import free_port
@@ -39,7 +39,7 @@ def test_a_failed_upload_keeps_its_payload_and_a_retry_syncs_it(connected) -> No
     _drain(connected)
     row = connected.sync.entry(sid)
     assert row.status == "failed" and "Improperly formatted" in row.error
-    assert connected.sync.blobs() == [replay.kept_name("owner", sid)]
+    assert connected.sync.blobs() == [kept.kept_name("owner", sid)]
     assert connected.sync.queue_count() == 0
 
     resp = retry(connected.sync.api_key, sid)
@@ -58,9 +58,9 @@ def test_a_big_payload_that_failed_keeps_one_copy(connected, monkeypatch) -> Non
     monkeypatch.setattr(messages, "INLINE_LIMIT", 500)  # every track takes the claim-check path
     connected.fake.fail_next_processing("activity.gpx: The file is empty.")
     sid = _post(connected, track("2024-04-02T07:00:00+01:00", points=40))
-    assert len(connected.sync.blobs()) == 1 and not connected.sync.blobs()[0].startswith(replay.KEPT_PREFIX)
+    assert len(connected.sync.blobs()) == 1 and not connected.sync.blobs()[0].startswith(kept.KEPT_PREFIX)
     _drain(connected)
-    assert connected.sync.blobs() == [replay.kept_name("owner", sid)]
+    assert connected.sync.blobs() == [kept.kept_name("owner", sid)]
     assert retry(connected.sync.api_key, sid).status_code == 202
     _drain(connected)
     assert connected.sync.entry(sid).status == "synced" and connected.sync.blobs() == []
@@ -77,7 +77,7 @@ def test_a_poisoned_message_keeps_its_inline_payload(connected) -> None:
     assert len(drain.stats.poisoned) == 1
     row = connected.sync.entry(sid)
     assert row.status == "failed" and "poison" in row.error
-    assert connected.sync.blobs() == [replay.kept_name("owner", sid)]
+    assert connected.sync.blobs() == [kept.kept_name("owner", sid)]
     assert retry(connected.sync.api_key, sid).status_code == 202
     _drain(connected)
     assert connected.sync.entry(sid).status == "synced" and len(connected.activities()) == 1
@@ -166,6 +166,6 @@ def test_retry_all_failed_queues_what_it_can_and_says_why_not_the_rest(connected
     _drain(connected)
     imported = Entry(user="owner", sync_id="a" + "4" * 20, status="failed", source="import", error="x")
     activitylog.create(connected.sync.storage, imported)
-    done, refused = replay.retry_all_failed(connected.sync.storage, "owner", timezone="Europe/London")
+    done, refused = retries.retry_all_failed(connected.sync.storage, "owner", timezone="Europe/London")
     assert [d.sync_id for d in done] == [sid]
     assert [r[0] for r in refused] == [imported.sync_id] and "--retry-failed" in refused[0][1]

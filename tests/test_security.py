@@ -24,16 +24,15 @@ import azure.functions as func
 import pytest
 import requests
 
-import function_app
 from shared.storage import clients
 from shared.storage.clients import Storage
 from shared.web import auth
 from tests.conftest import ROOT
 from tests.fixtures_secrets import known_secrets, leaks, mark, records_since
+from tests.host import functions
 
 APP = "http://localhost:7071"
-HTTP = {f.get_function_name(): f for f in function_app.app.get_functions() if type(f.get_trigger()).__name__
-        == "HttpTrigger"}
+HTTP = {name: f for name, f in functions().items() if type(f.get_trigger()).__name__ == "HttpTrigger"}
 GUARDED_BY_STATE = {"strava_callback"}
 
 
@@ -124,13 +123,13 @@ def test_no_module_compares_a_key_with_equals() -> None:
     """A guard against `given == settings.api_key` creeping in: == short-circuits on the first wrong byte."""
     keyish = re.compile(r"api_?key|secret|given_key|header_key|body_key|personal_key", re.IGNORECASE)
     offenders = []
-    for path in sorted((ROOT / "shared").glob("*.py")):
+    for path in sorted((ROOT / "shared").rglob("*.py")):  # every package, not only the top level
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Compare) and any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops):
                 names = [ast.unparse(n) for n in [node.left, *node.comparators]]
                 if any(keyish.search(n) for n in names) and not any(n in ("None", "''", '""') for n in names):
-                    offenders.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
     assert offenders == []
 
 
@@ -191,7 +190,7 @@ def test_no_secret_in_any_log_exception_row_or_answer(live, seed_payload, monkey
     from shared.cli.app import main as cli_main
     from shared.config import load
     from shared.live import sync
-    from shared.strava.api import StravaError
+    from shared.strava.errors import StravaError
     from shared.strava.tokens import client_from_settings, get_connection
     from tests.fake_strava import make_gpx
 

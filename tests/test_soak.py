@@ -342,12 +342,12 @@ class Figures:
 @pytest.mark.soak
 @pytest.mark.timeout(420)
 def test_soak_nothing_lost_nothing_twice(connected, seed, monkeypatch, tmp_path, capsys) -> None:
-    import function_app
     from shared.config import load
     from shared.live import sync
     from shared.model.syncid import external_id
     from shared.storage import activitylog
     from shared.strava.tokens import client_from_settings, get_connection
+    from tests.host import function
 
     fake = connected.fake
     env = connected.sync
@@ -366,7 +366,7 @@ def test_soak_nothing_lost_nothing_twice(connected, seed, monkeypatch, tmp_path,
     _write_offset(clock_file, fake._offset)
     figures = Figures()
 
-    real_handler = function_app.sync_activity.build().get_user_function()
+    real_handler = function("sync_activity")
 
     def handler(msg: Any) -> None:
         try:

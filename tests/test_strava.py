@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import gzip
 import logging
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from shared.config import Settings
 from shared.storage.clients import Storage
-from shared.strava.api import (
-    NotConnected,
-    Permanent,
-    RateLimited,
-    StravaClient,
-    Transient,
-    Unauthorized,
-    http_session,
-)
+from shared.strava.api import StravaClient, http_session
+from shared.strava.errors import MissingPermission, NotConnected, Permanent, RateLimited, Transient, Unauthorized
 from shared.strava.ratelimit import next_midnight, next_window
 from shared.strava.tokens import Connection, client_from_settings, get_connection
 from tests.azurite import free_port
@@ -251,9 +247,10 @@ def test_401_refreshes_once_and_retries(strava_client: StravaClient, fake_strava
 def test_a_second_401_is_unauthorized_never_a_loop(fake_strava: FakeStrava) -> None:
     tokens = StaticTokens("not-a-token")
     client = StravaClient(fake_strava.url, tokens)
-    with pytest.raises(Unauthorized, match="401"):
+    with pytest.raises(Unauthorized, match="401") as info:
         client.athlete()
     assert tokens.refreshes == 1
+    assert not isinstance(info.value, MissingPermission)  # a bad token, not a scope: a retry may help
     assert fake_strava.call_count("GET", "/api/v3/athlete") == 2
 
 
@@ -262,9 +259,10 @@ def test_missing_permission_is_unauthorized_without_a_refresh(strava_env: dict[s
                                                               strava_settings: Settings) -> None:
     connect_athlete(storage, fake_strava, scope="read,activity:read_all")
     client = client_from_settings(strava_settings)
-    with pytest.raises(Unauthorized, match="activity:write_permission"):
+    with pytest.raises(Unauthorized, match="activity:write_permission") as info:
         upload(client, make_gpx(START))
     assert fake_strava.refresh_count == 0
+    assert isinstance(info.value, MissingPermission) and info.value.permission == "activity:write_permission"
 
 
 def test_no_secret_in_errors_logs_or_repr(strava_settings: Settings, connected_athlete: Connection,
@@ -297,3 +295,12 @@ def test_no_secret_in_errors_logs_or_repr(strava_settings: Settings, connected_a
     text = caplog.text + "\n".join(messages)
     for secret in secrets:
         assert secret and secret not in text
+
+
+def test_the_errors_are_a_leaf_any_module_can_catch_without_loading_the_client() -> None:
+    probe = ("import sys, shared.strava.errors; "
+             "print(sorted(m for m in sys.modules if m.startswith('shared') or m in ('requests', 'urllib3')))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.stdout.strip() == "['shared', 'shared.strava', 'shared.strava.errors']"
+    assert issubclass(MissingPermission, Unauthorized) and issubclass(NotConnected, Permanent)

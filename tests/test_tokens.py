@@ -15,7 +15,7 @@ import pytest
 from shared.config import Settings, SettingsError
 from shared.storage import clients
 from shared.storage.clients import Storage
-from shared.strava.api import NotConnected, Transient
+from shared.strava.errors import NotConnected, Transient
 from shared.strava.tokens import (
     PARTITION,
     Connection,
@@ -231,6 +231,20 @@ def test_a_newer_stored_token_is_never_overwritten(strava_env: dict, storage: St
     assert kept.access_token == "newer-access"
     stored = get_connection(storage)
     assert stored is not None and stored.refresh_token == "newer-refresh"
+
+
+def test_a_store_that_loses_its_race_to_an_older_token_rereads_and_writes(strava_env: dict, storage: Storage,
+                                                                         fake_strava: FakeStrava) -> None:
+    conn = connect_athlete(storage, fake_strava)
+    tm = manager(storage, fake_strava)
+    leased = tm._claim(tm.connection(), time.time())
+    assert leased is not None
+    clients.table(storage, clients.CONNECTIONS_TABLE).update_entity(  # the ETag moves on, the token does not
+        {"PartitionKey": PARTITION, "RowKey": conn.athlete_id, "name": "Renamed"})
+    stored = tm._store(leased, "new-access", "new-refresh", conn.expires_at + 50)
+    assert (stored.access_token, stored.name) == ("new-access", "Renamed")  # re-read, then written on top
+    row = get_connection(storage)
+    assert row is not None and (row.refresh_token, row.lease_until, row.etag) == ("new-refresh", 0.0, stored.etag)
 
 
 def test_a_crashed_workers_lease_lapses(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from shared.model.times import utcnow
 from shared.storage import clients, users
 from shared.storage.clients import Storage
 
@@ -51,7 +52,7 @@ def test_a_new_key_replaces_the_old_one_and_revoke_stops_it(storage: Storage) ->
 
 def test_invitation_counts_only_on_the_connect_page_and_only_once(storage: Storage) -> None:
     key, expires = users.create_invitation(storage, "for Bob")
-    assert expires > users._now()
+    assert expires > utcnow()
     assert key.startswith("inv_") and key not in json.dumps(rows(storage), default=str)
     assert users.identify(storage, key, "owner") is None  # not a key for posting activities
     caller = users.identify(storage, key, "owner", invitations=True)

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from shared.live import sync, worker
+from shared.live.retrypolicy import MAX_TRIES
 from shared.storage import activitylog, clients, messages
 
 SEED_NAME = "Running activity on Monday 26th September 2022 at 18:52"
@@ -225,9 +226,9 @@ def test_5xx_without_end_becomes_failed(connected, seed_payload, monkeypatch) ->
     sid = _post_ok(connected, seed_payload)
     stats = _drain(connected)
     assert stats.poisoned == []
-    assert connected.fake.call_count("POST", "/api/v3/uploads") == sync.MAX_TRIES
+    assert connected.fake.call_count("POST", "/api/v3/uploads") == MAX_TRIES
     row = connected.sync.entry(sid)
-    assert row.status == "failed" and f"Strava kept failing ({sync.MAX_TRIES} attempts)" in row.error
+    assert row.status == "failed" and f"Strava kept failing ({MAX_TRIES} attempts)" in row.error
     assert "503" in row.error
 
 
@@ -455,7 +456,7 @@ def _bad_big_payload(connected, seed_payload: dict[str, Any]) -> dict[str, Any]:
 def test_a_queued_payload_the_parser_now_refuses_is_rejected_by_the_worker(connected, seed_payload) -> None:
     """A message queued by an older version whose values today's parser refuses: the worker logs it
     `rejected`, each value named, with nothing sent to Strava and the run itself kept."""
-    from shared.owner import replay
+    from shared.storage import kept
 
     sid = "older-version-0001"
     messages.send(connected.sync.storage, messages.Job(sync_id=sid, user="owner",
@@ -470,5 +471,5 @@ def test_a_queued_payload_the_parser_now_refuses_is_rejected_by_the_worker(conne
     assert entry.excerpt and connected.sync.api_key not in entry.excerpt and "***" in entry.excerpt
     assert connected.activities() == []
     assert connected.fake.call_count("POST", "/api/v3/uploads") == 0
-    assert replay.has_kept(connected.sync.storage, "owner", sid)  # the run itself is not thrown away
-    assert connected.sync.blobs() == [replay.kept_name("owner", sid)]
+    assert kept.has_kept(connected.sync.storage, "owner", sid)  # the run itself is not thrown away
+    assert connected.sync.blobs() == [kept.kept_name("owner", sid)]

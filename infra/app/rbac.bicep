@@ -16,12 +16,12 @@ param userPrincipalId string = ''
 // Storage Blob Data Owner: the Functions host's own storage (AzureWebJobsStorage: blob leases for the host's
 // singleton locks and queue-listener bookkeeping, for which Microsoft documents Owner), the Flex deployment package
 // it reads at start (functionAppConfig.deployment), and the claim-check container store.PAYLOAD_CONTAINER
-// (shared/storage/messages.py writes big payloads, the worker reads and deletes them, shared/owner/replay.py keeps failed ones).
+// (shared/storage/messages.py writes big payloads, the worker reads and deletes them, shared/storage/kept.py keeps failed ones).
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 // Storage Blob Data Contributor (the user): read, write and delete payload blobs from the command line
 // (`retry` reads kept payloads, `import` of big activities writes them); no ownership or ACL rights.
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
-// Storage Queue Data Contributor: function_app.py's queue triggers on store.ACTIVITY_QUEUE and store.POISON_QUEUE
+// Storage Queue Data Contributor: the queue triggers (shared/live/blueprint.py) on ACTIVITY_QUEUE and POISON_QUEUE
 // (read, delete, update visibility), the ack and retries sending messages (shared/storage/messages.py), and the host moving a
 // message to the poison queue.
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'

@@ -1,340 +1,41 @@
-"""`python -m shared.cli`: the owner's command line. `import` moves a Runkeeper export to Strava.
+"""`python -m shared.cli`: the owner's command line: the parser, and `main`, which runs one command.
 
-Subcommands register themselves in `build_parser` (issue 8 adds `status`, `retry`, `connect`), each with a
-`run(args, ctx) -> exit code` function; `Context` carries the output streams and, for simulations and
-tests, the clock and sleep the import uses. Settings come from the environment or local.settings.json,
-as for the app (shared.config.load_for_cli); storage defaults to the local emulator.
+Each command registers itself on the parser (`add_command(s)` in shared.cli.importcmd and
+shared.cli.ops) with a `run(args, ctx) -> exit code` function. Settings come from the environment or
+local.settings.json, as for the app (shared.config.load_for_cli); storage defaults to the local emulator.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TextIO
+from datetime import datetime
+from typing import TextIO
 
-if TYPE_CHECKING:
-    from shared.history.importer import Counts, Plan, Report
+from shared.cli import importcmd, ops
+from shared.cli.common import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, Context
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # some activities failed, or the import could not run
-EXIT_USAGE = 2  # argparse's own code for bad arguments
-EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: stopped at Strava's rate limit (--no-wait); run again later to continue
-
-DEFAULT_LIMITS = (200, 2000)  # Strava's default overall limits, only for the dry run's estimate
-
-IMPORT_HELP = """\
-Import a whole Runkeeper export into Strava.
-
-PATH is the export as Runkeeper sends it (01-runkeeper-data-export-....zip) or its unpacked folder.
-Every row of cardioActivities.csv is one activity: a row with a GPX file is uploaded as that file,
-a row without one becomes a manual activity. Without a CSV, every GPX file is imported.
-
-Nothing is uploaded twice: activities already in the activity log (synced by an earlier import or
-by the live Zapier sync) and activities already on Strava (same start within a minute, compatible
-sport) are skipped. Interrupted, it continues where it stopped when run again.
-
-Strava's rate limits are respected: when the budget runs out, the import sleeps until the next
-window (15 minutes, or midnight UTC for the daily limit) and goes on by itself.
-"""
-
-IMPORT_EPILOG = """\
-exit codes:
-  0   everything was imported or was already there
-  1   some activities failed (listed with their reasons), or the import could not run
-  2   bad arguments
-  75  stopped at Strava's rate limit (--no-wait): run the same command again after the time shown
-
-settings (environment or local.settings.json): AzureWebJobsStorage (default: the local emulator),
-STRAVA_CLIENT_ID, STRAVA_CLIENT_SECRET, STRAVA_BASE_URL, ACTIVITY_TIMEZONE (for CSV times whose
-offset no GPX file gives, e.g. manual activities).
-"""
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2016-01-31") from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_TEMPFAIL", "EXIT_USAGE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command, `import` first, then the day-to-day ones."""
     parser = argparse.ArgumentParser(
         prog="python -m shared.cli",
         description="Runkeeper → Strava sync: the owner's commands. Run a command with --help for its options.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    imp = commands.add_parser(
-        "import", help="import a Runkeeper export (.zip or folder) into Strava", description=IMPORT_HELP,
-        epilog=IMPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    imp.add_argument("path", metavar="PATH", help="the Runkeeper export: the .zip file or its unpacked folder")
-    imp.add_argument("--dry-run", action="store_true",
-                     help="read and check the export and show what would be imported; call nothing, write nothing")
-    imp.add_argument("--since", type=_date, metavar="DATE",
-                     help="only activities on or after this local date (YYYY-MM-DD)")
-    imp.add_argument("--until", type=_date, metavar="DATE",
-                     help="only activities on or before this local date (YYYY-MM-DD)")
-    imp.add_argument("--limit", type=_positive, metavar="N",
-                     help="send at most N activities in this run (oldest first); try a few before the lot")
-    imp.add_argument("--no-wait", action="store_true",
-                     help="stop at Strava's rate limit instead of sleeping (exit code 75) and print when to resume")
-    imp.add_argument("--retry-failed", action="store_true",
-                     help="also send again the activities that failed in an earlier run")
-    imp.add_argument("--verbose", action="store_true",
-                     help="one line per activity and per state change, and every problem in full")
-    from shared.cli.ops import add_commands, athlete_id_arg
-
-    imp.add_argument("--athlete", type=athlete_id_arg, metavar="ID",
-                     help="import for an invited athlete (their Strava id) instead of the owner")
-    imp.set_defaults(run=run_import)
-
-    add_commands(commands)  # status, retry, connect, invite, athletes
+    importcmd.add_command(commands)
+    ops.add_commands(commands)  # status, retry, connect, invite, athletes
     return parser
-
-
-@dataclass
-class Context:
-    out: TextIO
-    err: TextIO
-    clock: Callable[[], datetime] | None = None  # None: the real clock
-    sleep: Callable[[float], None] | None = None  # None: time.sleep
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
          clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] | None = None) -> int:
+    """Parse `argv` and run its command; the exit code (argparse exits with 2 on bad arguments itself)."""
     args = build_parser().parse_args(argv)
     return int(args.run(args, Context(out or sys.stdout, err or sys.stderr, clock, sleep)))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# import
-
-
-def _setup_logging(verbose: bool, err: TextIO) -> None:
-    """Our loggers only (the storage SDK's request logs are noise); lines go around the progress bar."""
-    from tqdm import tqdm
-
-    class TqdmHandler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            tqdm.write(self.format(record), file=err)
-
-    handler = TqdmHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("shared")
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-def run_import(args: argparse.Namespace, ctx: Context) -> int:
-    from shared.config import SettingsError, load_for_cli
-    from shared.history.importer import Importer, ImportError_, build_plan
-    from shared.runkeeper.export import ExportError, open_export
-
-    out, err = ctx.out, ctx.err
-    if args.since and args.until and args.since > args.until:
-        print(f"error: --since {args.since} is after --until {args.until}", file=err)
-        return EXIT_USAGE
-    _setup_logging(args.verbose, err)
-    try:
-        settings = load_for_cli()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_FAILED
-    try:
-        with open_export(args.path) as export:
-            plan = build_plan(export, timezone=settings.timezone, since=args.since, until=args.until)
-            if args.dry_run:
-                print_plan(plan, args, out)
-                return EXIT_OK
-            from shared.storage.users import OWNER, user_for_athlete
-            from shared.strava.api import StravaError
-            from shared.strava.tokens import client_from_settings
-
-            client = client_from_settings(settings, args.athlete)
-            options: dict[str, Any] = {"user": user_for_athlete(args.athlete) if args.athlete else OWNER}
-            if ctx.clock is not None:
-                client.clock = options["clock"] = ctx.clock
-            if ctx.sleep is not None:
-                options["sleep"] = ctx.sleep
-            importer = Importer(client, settings.storage, export=export, wait=not args.no_wait,
-                                retry_failed=args.retry_failed, progress=TqdmProgress(err), **options)
-            try:
-                report = importer.run(plan, limit=args.limit)
-            except StravaError as exc:
-                print(f"error: {exc}", file=err)
-                return EXIT_FAILED
-    except (ExportError, ImportError_, SettingsError) as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_FAILED
-    print_report(report, args, out)
-    if report.stopped_until is not None:
-        return EXIT_TEMPFAIL
-    return EXIT_FAILED if report.failures else EXIT_OK
-
-
-class TqdmProgress:
-    """The bar: activities handled out of the export's total, the counts, and an ETA that includes waits."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.bar: Any = None
-
-    def start(self, total: int, done: int) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, initial=done, unit="act", file=self.stream, dynamic_ncols=True,
-                        desc="importing", bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                                                     "[{elapsed}]{postfix}")
-
-    def _postfix(self, counts: Counts, eta: datetime | None) -> str:
-        text = (f"uploaded={counts.uploaded + counts.sending} manual={counts.manual} "
-                f"duplicate={counts.duplicate + counts.done_before} failed={counts.failed + counts.failed_before}")
-        return text + (f" eta={_clock(eta)}" if eta else "")
-
-    def advance(self, counts: Counts, eta: datetime | None, n: int = 1) -> None:
-        if self.bar is not None:
-            self.bar.set_description("importing", refresh=False)
-            self.bar.set_postfix_str(self._postfix(counts, eta), refresh=False)
-            self.bar.update(n)
-
-    def waiting(self, until: datetime, counts: Counts, eta: datetime | None) -> None:
-        if self.bar is not None:
-            self.bar.set_description(f"rate limit: waiting until {_clock(until)}", refresh=False)
-            self.bar.set_postfix_str(self._postfix(counts, eta))
-
-    def note(self, text: str) -> None:
-        from tqdm import tqdm
-
-        tqdm.write(shown(text), file=self.stream)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _clock(moment: datetime) -> str:
-    """A time the reader can act on: UTC, and how far away it is."""
-    moment = moment.astimezone(UTC)
-    delta = moment - datetime.now(UTC)
-    day = "" if moment.date() == datetime.now(UTC).date() else f"{moment:%Y-%m-%d} "
-    return f"{day}{moment:%H:%M} UTC (in {_duration(delta)})" if delta.total_seconds() > 0 else f"{moment:%H:%M} UTC"
-
-
-def _duration(delta: timedelta) -> str:
-    minutes = max(0, round(delta.total_seconds() / 60))
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * (bool(minutes) or
-                                                                                            not (days or hours))
-    return " ".join(parts)
-
-
-def _table(rows: list[tuple[str, object]], out: TextIO) -> None:
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value:>6}", file=out)
-
-
-def _source(plan: Plan) -> str:
-    if plan.csv_rows is None:
-        return "no cardioActivities.csv: every GPX file is an activity, its type taken from its <name>"
-    return f"cardioActivities.csv with {plan.csv_rows} rows"
-
-
-def print_plan(plan: Plan, args: argparse.Namespace, out: TextIO) -> None:
-    from shared.history.importer import expected_calls, least_time
-
-    ok = [i for i in plan.items if not i.problem]
-    print(f"Dry run of {args.path}: nothing was sent to Strava and nothing was written.", file=out)
-    print(f"Index: {_source(plan)}.", file=out)
-    print(f"Would import {len(ok)} activities: {sum(not i.is_manual for i in ok)} from GPX files, "
-          f"{sum(i.is_manual for i in ok)} as manual activities.", file=out)
-    types = Counter((i.runkeeper_type, i.sport_type) for i in ok)
-    _table([(f"{rk} → {sport}", n) for (rk, sport), n in types.most_common()], out)
-    if plan.filtered:
-        print(f"Outside --since/--until: {plan.filtered}.", file=out)
-    if args.verbose:
-        for i in plan.items:
-            kind = "manual" if i.is_manual else f"GPX, {i.points} points"
-            state = f"  FAILS: {i.problem}" if i.problem else ""
-            print(shown(f"  {i.start_local:%Y-%m-%d %H:%M}  {i.sport_type:<10} {i.name} ({kind}){state}"
-                        + (f"  [{i.note}]" if i.note else "")), file=out)
-    _print_skipped(plan, out)
-    problems = [(i.origin, i.problem) for i in plan.items if i.problem] + [(f.origin, f.reason) for f in plan.failures]
-    if problems:
-        print(f"Would fail ({len(problems)}):", file=out)
-        for origin, reason in problems:
-            print(shown(f"  {origin}: {reason}"), file=out)
-    calls = expected_calls(plan)
-    floor = least_time(calls, *DEFAULT_LIMITS)
-    print(f"Strava calls expected: about {calls}; at Strava's default limits ({DEFAULT_LIMITS[0]} per 15 min, "
-          f"{DEFAULT_LIMITS[1]:,} a day) that takes at least {_duration(floor)}, fewer if some are already there.",
-          file=out)
-
-
-def shown(line: str) -> str:
-    """One printed line with control characters escaped: a file name in an export must not start a new
-    line or drive the terminal (ESC sequences)."""
-    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in line)
-
-
-def _print_skipped(plan: Plan, out: TextIO) -> None:
-    if plan.unlisted:
-        print(shown(f"GPX files not listed in cardioActivities.csv, skipped ({len(plan.unlisted)}): "
-                    + ", ".join(plan.unlisted)), file=out)
-    for repeat in plan.repeated:
-        print(shown(f"Skipped {repeat.origin}: {repeat.reason}."), file=out)
-
-
-def print_report(report: Report, args: argparse.Namespace, out: TextIO) -> None:
-    c = report.counts
-    print(f"Import of {args.path} ({_source(report.plan)})", file=out)
-    _table([
-        ("uploaded from GPX files", c.uploaded),
-        ("created as manual activities", c.manual),
-        ("already on Strava (skipped)", c.duplicate),
-        ("done in an earlier run or by the live sync", c.done_before),
-        ("in progress on the live sync (left to it)", c.elsewhere),
-        ("sent, Strava still processing", c.unconfirmed),
-        ("failed", c.failed + c.failed_before),
-        ("not reached in this run", c.left),
-    ], out)
-    if report.plan.filtered:
-        print(f"Outside --since/--until: {report.plan.filtered}.", file=out)
-    _print_skipped(report.plan, out)
-    total = len(report.plan.items)
-    print(f"On Strava: {c.on_strava} of the {total} activities in this export"
-          + (" (all of them)." if c.on_strava == total else "."), file=out)
-    per = report.calls_per_activity
-    print(f"Strava calls: {report.calls}" + (f" ({per:.2f} per activity sent)" if per is not None else ""),
-          file=out)
-    if report.failures:
-        print(f"Failed ({len(report.failures)}):", file=out)
-        for failure in report.failures:
-            print(shown(f"  {failure.origin}: {failure.reason}"), file=out)
-        print("Fix what the reasons say and run the same command again with --retry-failed.", file=out)
-    if report.unconfirmed:
-        print(f"{len(report.unconfirmed)} upload(s) are still being processed by Strava; the next run confirms them.",
-              file=out)
-    if report.stopped_until is not None:
-        print(f"Stopped at Strava's rate limit with {c.left} activities still to send. Run the same command again "
-              f"after {_clock(report.stopped_until)} to continue.", file=out)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,8 @@
 """The owner's day-to-day commands: `status`, `retry`, `connect`, `invite` and `athletes`.
 
-Registered by shared.cli.app.
-
-They use the same settings as the app (environment or local.settings.json) and act on its storage
-directly, so they work without the Function App running. `--athlete ID` picks an invited athlete's log
-instead of the owner's.
+Registered on the parser by shared.cli.app (`add_commands`). They use the same settings as the app
+(environment or local.settings.json) and act on its storage directly, so they work without the
+Function App running. `--athlete ID` picks an invited athlete's log instead of the owner's.
 """
 
 from __future__ import annotations
@@ -21,23 +19,19 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
+from shared.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, athlete_id_arg, user_of
+from shared.model.status import Status
+from shared.model.users import OWNER
+
 if TYPE_CHECKING:
-    from shared.cli.app import Context
     from shared.config import Settings
     from shared.storage.activitylog import Entry
 
-EXIT_OK, EXIT_FAILED = 0, 1
 RECENT = 20
 
 
-def athlete_id_arg(text: str) -> str:
-    """argparse type: a Strava athlete id."""
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a Strava athlete id (digits)")
-    return text
-
-
 def _since(text: str) -> datetime:
+    """argparse type for `status --since`: a date, as the start of that day in UTC."""
     try:
         day = date.fromisoformat(text)
     except ValueError:
@@ -46,13 +40,14 @@ def _since(text: str) -> datetime:
 
 
 def _count(text: str) -> int:
+    """argparse type for `status --limit`: 1 to 10,000 rows."""
     if not text.isdigit() or not 1 <= int(text) <= 10_000:
         raise argparse.ArgumentTypeError("must be a whole number from 1 to 10000")
     return int(text)
 
 
 def add_commands(commands: Any) -> None:
-    """Register the subcommands on shared.cli.app's subparsers."""
+    """Register the subcommands on the top parser's subparsers."""
     from shared.storage.activitylog import STATUSES
 
     who = argparse.ArgumentParser(add_help=False)
@@ -101,6 +96,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _settings(ctx: Context) -> Settings | None:
+    """The app's settings, or None after saying on stderr what is wrong with them."""
     from shared.config import SettingsError, load_for_cli
 
     try:
@@ -108,12 +104,6 @@ def _settings(ctx: Context) -> Settings | None:
     except SettingsError as exc:
         print(f"error: {exc}", file=ctx.err)
         return None
-
-
-def _user(args: argparse.Namespace) -> str:
-    from shared.storage.users import OWNER, user_for_athlete
-
-    return user_for_athlete(args.athlete) if getattr(args, "athlete", None) else OWNER
 
 
 # ---- status ------------------------------------------------------------------------------------------------
@@ -144,10 +134,10 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
     cfg = _settings(ctx)
     if cfg is None:
         return EXIT_FAILED
-    user = _user(args)
+    user = user_of(args)
     try:
         rows = activitylog.list_activities(cfg.storage, user, status=args.status, since=args.since, limit=args.limit)
-        failures = [e for s in ("failed", "rejected")
+        failures = [e for s in (Status.FAILED, Status.REJECTED)
                     for e in activitylog.list_activities(cfg.storage, user, status=s, since=args.since, limit=200)]
     except Exception as exc:
         print(f"error: could not read the activity log ({type(exc).__name__}); is the storage running?", file=ctx.err)
@@ -155,7 +145,7 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         print(json.dumps([e.public() for e in rows], ensure_ascii=False, indent=1), file=ctx.out)
         return EXIT_OK
-    who = "the owner" if user == "owner" else f"athlete {args.athlete}"
+    who = "the owner" if user == OWNER else f"athlete {args.athlete}"
     if not rows:
         print(f"The activity log of {who} has no activities" + (" matching that." if args.status or args.since
                                                                  else " yet."), file=ctx.out)
@@ -164,7 +154,7 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
         print(f"The {len(rows)} most recent activities of {who} (times in {cfg.timezone}): "
               + ", ".join(f"{n} {s}" for s, n in counts.most_common()), file=ctx.out)
         print_table(rows, cfg.timezone, ctx.out)
-    if failures and args.status in (None, "failed", "rejected"):
+    if failures and args.status in (None, Status.FAILED, Status.REJECTED):
         failures.sort(key=lambda e: (activitylog.iso(e.when), e.sync_id), reverse=True)
         print(f"\nFailures ({len(failures)}):", file=ctx.out)
         for e in failures:
@@ -177,17 +167,17 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
 
 # ---- retry -------------------------------------------------------------------------------------------------
 def run_retry(args: argparse.Namespace, ctx: Context) -> int:
-    from shared.owner import replay
+    from shared.owner import retry
 
     cfg = _settings(ctx)
     if cfg is None:
         return EXIT_FAILED
-    user = _user(args)
+    user = user_of(args)
     if args.all_failed:
         if args.payload:
             print("error: --payload goes with one ID, not --all-failed", file=ctx.err)
-            return 2
-        done, refused = replay.retry_all_failed(cfg.storage, user, timezone=cfg.timezone)
+            return EXIT_USAGE
+        done, refused = retry.retry_all_failed(cfg.storage, user, timezone=cfg.timezone)
         for d in done:
             print(f"queued again: {d.sync_id}", file=ctx.out)
         for sid, why in refused:
@@ -207,8 +197,8 @@ def run_retry(args: argparse.Namespace, ctx: Context) -> int:
             print(f"error: {args.payload} must hold one JSON object (the activity)", file=ctx.err)
             return EXIT_FAILED
     try:
-        done_one = replay.retry(cfg.storage, user, args.id, timezone=cfg.timezone, payload=payload)
-    except replay.RetryRefused as exc:
+        done_one = retry.retry(cfg.storage, user, args.id, timezone=cfg.timezone, payload=payload)
+    except retry.RetryRefused as exc:
         print(f"not queued: {exc}", file=ctx.err)
         for p in exc.problems:
             print(f"  {p.get('field') or 'payload'}: {p.get('message')}", file=ctx.err)
@@ -237,7 +227,7 @@ def _page(title: str, text: str) -> bytes:
 
 def _finish(cfg: Settings, query: dict[str, str]) -> tuple[bool, str]:
     """The code from Strava's redirect exchanged and stored; (ok, what to tell the owner)."""
-    from shared.strava.api import StravaError
+    from shared.strava.errors import StravaError
     from shared.strava.tokens import exchange_code, save_connection
 
     if query.get("error"):
@@ -295,7 +285,7 @@ def _server(cfg: Settings, answer: _Answer, port: int) -> HTTPServer:
 
 def run_connect(args: argparse.Namespace, ctx: Context) -> int:
     from shared.config import SettingsError
-    from shared.owner.connect import authorize_url
+    from shared.owner.oauth import authorize_url
 
     cfg = _settings(ctx)
     if cfg is None:

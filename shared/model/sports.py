@@ -15,7 +15,7 @@ class Sport:
     trainer: bool = False  # indoors on a machine (Strava's `trainer` flag)
 
 
-# Every type Runkeeper's Health Graph documents (see FACTS.md), in Runkeeper's spelling.
+# Every activity type Runkeeper's Health Graph API documents for `type`, in Runkeeper's spelling.
 _MAPPING: dict[str, Sport] = {
     "Running": Sport("Run"),
     "Cycling": Sport("Ride"),
@@ -52,7 +52,7 @@ _MAPPING: dict[str, Sport] = {
 }
 RUNKEEPER_TYPES: tuple[str, ...] = tuple(_MAPPING)
 
-# Strava's current sport_type enum (FACTS.md): a secondary type naming one of these is taken as is.
+# Strava's current SportType enum (its API reference, "SportType"): a secondary type naming one is taken as is.
 STRAVA_SPORT_TYPES: tuple[str, ...] = (
     "AlpineSki", "BackcountrySki", "Badminton", "Basketball", "Canoeing", "Cricket", "Crossfit", "Dance",
     "EBikeRide", "Elliptical", "EMountainBikeRide", "Golf", "GravelRide", "Handcycle",

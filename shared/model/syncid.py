@@ -6,6 +6,8 @@ import hashlib
 import re
 from datetime import UTC, datetime
 
+from shared.model.times import TIME_FORMAT
+
 EXTERNAL_ID_PREFIX = "rk2strava-"
 _SYNC_ID = re.compile(r"a[0-9a-f]{20}")
 _IN_EXTERNAL_ID = re.compile(re.escape(EXTERNAL_ID_PREFIX) + r"(a[0-9a-f]{20})")
@@ -18,7 +20,7 @@ def sync_id(start: datetime, sport_type: str) -> str:
     """
     if start.tzinfo is None or start.utcoffset() is None:
         raise ValueError("sync_id needs a timezone-aware start time")
-    moment = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = start.astimezone(UTC).strftime(TIME_FORMAT)
     digest = hashlib.sha256(f"{moment}|{sport_type}".encode()).hexdigest()
     return "a" + digest[:20]
 

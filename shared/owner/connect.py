@@ -11,19 +11,20 @@ unless all is well.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
 
-from shared.config import Settings, SettingsError, load
+from shared.config import SettingsError, load
+from shared.owner.oauth import authorize_url
 from shared.storage import oauthstates, users
 from shared.storage.clients import Storage
-from shared.web.auth import key_matches
+from shared.web.auth import Caller
+from shared.web.callers import caller_for
 from shared.web.responses import error, html_page, redirect
 
 log = logging.getLogger(__name__)
 
-SCOPES = "activity:write,activity:read_all"
 START_AGAIN = "Start again from /api/strava/connect."
 _STATE_PAGES = {
     "unknown": "This sign-in answer does not belong to a connection this app started, so nothing was stored. ",
@@ -40,14 +41,6 @@ def callback_url(request_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def authorize_url(settings: Settings, redirect_uri: str, state: str) -> str:
-    query = urlencode({
-        "client_id": settings.strava_client_id, "redirect_uri": redirect_uri, "response_type": "code",
-        "approval_prompt": "auto", "scope": SCOPES, "state": state,
-    }, safe=":,/")
-    return f"{settings.strava_base_url}/oauth/authorize?{query}"
-
-
 def connect(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/strava/connect: key check, a fresh state, then 302 to Strava's consent page."""
     try:
@@ -55,13 +48,11 @@ def connect(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as exc:
         return error(503, str(exc))
     given = req.headers.get("X-Api-Key") or req.params.get("key")
-    caller: users.Caller | None = users.OWNER_CALLER if key_matches(given, settings.api_key) else None
-    if caller is None:
-        try:
-            caller = users.identify(settings.storage, given, settings.api_key, invitations=True)
-        except Exception as exc:
-            log.warning("strava connect: could not look up the key (%s)", type(exc).__name__)
-            return error(503, "storage is unavailable; try again in a minute")
+    try:
+        caller = caller_for(settings, given, invitations=True)
+    except Exception as exc:
+        log.warning("strava connect: could not look up the key (%s)", type(exc).__name__)
+        return error(503, "storage is unavailable; try again in a minute")
     if caller is None:
         if not settings.api_key:
             log.warning("strava connect refused: SYNC_API_KEY is not set, so no key can match")
@@ -88,7 +79,7 @@ def connect(req: func.HttpRequest) -> func.HttpResponse:
 
 def callback(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/strava/callback?code&state&scope (or &error=access_denied)."""
-    from shared.strava.api import Permanent, StravaError
+    from shared.strava.errors import Permanent, StravaError
     from shared.strava.tokens import exchange_code, save_connection
 
     params = req.params
@@ -169,7 +160,7 @@ def _read_note(granted: set[str]) -> str:
 _ASK_AGAIN = "Ask the owner of this app for a new invitation."
 
 
-def _athlete_connected(storage: Storage, caller: users.Caller, answer: dict[str, object], scopes: str,
+def _athlete_connected(storage: Storage, caller: Caller, answer: dict[str, object], scopes: str,
                        granted: set[str]) -> func.HttpResponse:
     """An invited athlete (shown their new personal key, once) or one reconnecting with their own key."""
     from shared.strava.tokens import save_connection

@@ -23,6 +23,10 @@ class GpxError(ValueError):
     """The file cannot be uploaded; the message says why, for the user."""
 
 
+class NotRepairable(GpxError):
+    """Hostile, too large or not GPX at all: no tag repair can make it uploadable, so none is tried."""
+
+
 @dataclass(frozen=True, slots=True)
 class GpxFile:
     data: bytes  # what to upload: the original bytes, or the repaired ones
@@ -124,6 +128,7 @@ class _Feed(io.BytesIO):
 
 def _scan(data: bytes) -> _Scan:
     from xml.etree.ElementTree import ParseError
+    from xml.parsers.expat import errors
 
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import iterparse
@@ -137,7 +142,7 @@ def _scan(data: bytes) -> _Scan:
             tag = _local(elem.tag)
             if event == "start":
                 if not stack and tag != "gpx":
-                    raise GpxError(f"not a GPX file (the root element is <{tag}>, not <gpx>)")
+                    raise NotRepairable(f"not a GPX file (the root element is <{tag}>, not <gpx>)")
                 if not stack:
                     scan.creator = elem.get("creator")
                 stack.append(tag)
@@ -165,11 +170,14 @@ def _scan(data: bytes) -> _Scan:
     except GpxError:
         raise
     except DefusedXmlException:
-        raise GpxError("refused: the file declares XML entities or external references (a possible XML bomb)") from None
+        raise NotRepairable(
+            "refused: the file declares XML entities or external references (a possible XML bomb)") from None
     except ParseError as exc:
         line, col = exc.position
         message = str(exc).split(":")[0]
-        if message in ("no element found", "unclosed token", "unclosed CDATA section"):
+        ends_early = (errors.XML_ERROR_NO_ELEMENTS, errors.XML_ERROR_UNCLOSED_TOKEN,
+                      errors.XML_ERROR_UNCLOSED_CDATA_SECTION)
+        if exc.code in {errors.codes[e] for e in ends_early}:
             raise GpxError(f"truncated: the XML ends too early (line {line}, column {col}: {message})") from None
         raise GpxError(f"not well-formed XML (line {line}, column {col}: {message})") from None
     except ValueError as exc:  # a <time> that is not ISO 8601
@@ -180,19 +188,20 @@ def _scan(data: bytes) -> _Scan:
 def read_gpx(data: bytes, *, max_bytes: int = MAX_GPX_BYTES) -> GpxFile:
     """Check and describe one GPX file; GpxError (one clear reason) when Strava could not take it."""
     if len(data) > max_bytes:
-        raise GpxError(f"too large ({len(data) // (1024 * 1024)} MB); the limit is {max_bytes // (1024 * 1024)} MB")
+        raise NotRepairable(
+            f"too large ({len(data) // (1024 * 1024)} MB); the limit is {max_bytes // (1024 * 1024)} MB")
     if not data.strip():
         raise GpxError("the file is empty")
     if b"\0" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise GpxError("not a GPX file (binary data)")
+        raise NotRepairable("not a GPX file (binary data)")
     repairs: list[str] = []
     try:
         scan = _scan(data)
         if scan.loose:
             raise GpxError("points outside a segment")
+    except NotRepairable:
+        raise
     except GpxError as first:
-        if first.args[0].startswith(("refused", "too large", "not a GPX file")):
-            raise
         fixed, repairs = repair(data)
         if not repairs:
             raise

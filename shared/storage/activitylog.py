@@ -13,17 +13,21 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.storage import clients
+from shared.model.status import DONE as DONE
+from shared.model.status import RETRYABLE as RETRYABLE
+from shared.model.status import STATUSES as STATUSES
+from shared.model.status import Status
+from shared.model.times import TIME_FORMAT
+from shared.model.times import utcnow as utcnow
+from shared.model.users import OWNER as OWNER
+from shared.storage import cas, clients
+from shared.storage.cas import Conflict as Conflict
 from shared.storage.clients import Storage
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-OWNER = "owner"  # the user behind the deployment's SYNC_API_KEY
 SOURCES = ("zapier", "import")
-STATUSES = ("queued", "uploading", "synced", "duplicate", "failed", "rejected")
-DONE = frozenset({"synced", "duplicate"})  # on Strava: nothing left to do
-RETRYABLE = frozenset({"failed", "rejected"})  # a replay queues these again
 
 EXCERPT_CHARS = 2000  # what a rejected payload keeps of what Zapier sent
 ERROR_CHARS = 1000
@@ -32,27 +36,19 @@ PROBLEMS_CHARS = 8000
 log = logging.getLogger("shared.storage.activitylog")
 
 
-class Conflict(Exception):
-    """Someone else changed the row since it was read (ETag mismatch): re-read and decide again."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def iso(value: datetime | None) -> str:
     """UTC to the second, fixed width, so string comparison in table filters is time order."""
     if value is None:
         return ""
     if value.tzinfo is None:
         raise ValueError("naive datetime in the activity log")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime(TIME_FORMAT)
 
 
 def parse_iso(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def bounded(text: str | None, limit: int) -> str | None:
@@ -67,7 +63,7 @@ class Entry:
 
     user: str
     sync_id: str
-    status: str
+    status: Status  # a plain string given here ("queued") becomes its Status
     source: str = "zapier"
     attempts: int = 0
     runkeeper_type: str | None = None
@@ -89,6 +85,9 @@ class Entry:
     excerpt: str | None = None  # rejected payloads: the start of what was sent
     etag: str | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+
     @property
     def when(self) -> datetime | None:
         """The time the row is listed by: the activity's start, or when it arrived if it has none."""
@@ -96,7 +95,7 @@ class Entry:
 
     def leased(self, now: datetime | None = None) -> bool:
         return (
-            self.status == "uploading" and self.lease_until is not None and self.lease_until > (now or utcnow())
+            self.status == Status.UPLOADING and self.lease_until is not None and self.lease_until > (now or utcnow())
         )
 
     def public(self) -> dict[str, Any]:
@@ -124,6 +123,8 @@ def to_entity(entry: Entry) -> dict[str, Any]:
             entity[key] = bounded(json.dumps(value, ensure_ascii=False), PROBLEMS_CHARS) if value else ""
         elif value is None:
             entity[key] = ""  # MERGE keeps absent properties: write "" to clear one
+        elif isinstance(value, Status):
+            entity[key] = value.value  # the plain string, as rows have always held
         else:
             entity[key] = value
     entity["when"] = iso(entry.when)
@@ -148,7 +149,7 @@ def from_entity(entity: Any) -> Entry:
             kwargs[key] = None
         else:
             kwargs[key] = value
-    kwargs.setdefault("status", "queued")
+    kwargs.setdefault("status", Status.QUEUED)
     metadata = getattr(entity, "metadata", None) or {}
     return Entry(**kwargs, etag=metadata.get("etag"))
 
@@ -246,26 +247,27 @@ def record_rejected(
     sync_id = rejected_id(payload_text)
     message = problems_text(problems)
     entry = Entry(
-        user=user, sync_id=sync_id, status="rejected", source=source, attempts=1,
+        user=user, sync_id=sync_id, status=Status.REJECTED, source=source, attempts=1,
         error=bounded(message, ERROR_CHARS), problems=problems[:50],
         excerpt=bounded(payload_text, EXCERPT_CHARS),
     )
     created = create(storage, entry)
     if created is not None:
         return created
-    for _ in range(5):
-        current = get(storage, user, sync_id)
-        if current is None:
+
+    def again(current: Entry | None) -> Entry:
+        if current is None:  # deleted since: insert it afresh
             created = create(storage, entry)
-            if created is not None:
-                return created
-            continue
-        try:
-            return save(storage, current, status="rejected", attempts=current.attempts + 1, error=entry.error,
-                        problems=entry.problems, excerpt=entry.excerpt)
-        except Conflict:
-            continue
-    return entry
+            if created is None:
+                raise Conflict(f"activity {sync_id} was created concurrently")
+            return created
+        return save(storage, current, status=Status.REJECTED, attempts=current.attempts + 1, error=entry.error,
+                    problems=entry.problems, excerpt=entry.excerpt)
+
+    try:
+        return cas.update(lambda: get(storage, user, sync_id), again)
+    except cas.Exhausted:
+        return entry
 
 
 def list_activities(

@@ -19,14 +19,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from shared.model.times import TIME_FORMAT, utcnow
+from shared.model.users import OWNER as OWNER
 from shared.storage import clients
 from shared.storage.clients import Storage
+from shared.web.auth import OWNER_CALLER as OWNER_CALLER
+from shared.web.auth import Caller as Caller
+from shared.web.auth import Kind as Kind
 from shared.web.auth import key_matches
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-OWNER = "owner"  # = shared.storage.activitylog.OWNER (not imported: the ack's cold path stays small)
 USER_PREFIX = "athlete-"
 KEY_PARTITION = "key"
 USER_PARTITION = "user"
@@ -37,36 +41,18 @@ INVITE_TTL = timedelta(days=7)
 CONNECT_TTL = timedelta(hours=1)  # an OAuth state lives 10 minutes; its note is purged well after
 MAX_KEY_CHARS = 200  # anything longer is not one of ours: no hashing of megabytes
 
-Kind = Literal["owner", "athlete", "invite"]
 InviteCheck = Literal["ok", "unknown", "used", "expired"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Whom a key speaks for. `athlete_id` None means the deployment's default Strava connection (the owner)."""
-
-    kind: Kind
-    user: str | None  # the activity-log partition; None for an invitation (no athlete yet)
-    athlete_id: str | None = None
-    key_hash: str | None = None
-
-
-OWNER_CALLER = Caller("owner", OWNER)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime(TIME_FORMAT)
 
 
 def _parse(value: Any) -> datetime | None:
     try:
-        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return datetime.strptime(str(value), TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -115,10 +101,10 @@ def identify(storage: Storage, given: str | None, owner_key: str | None, *, invi
 def create_invitation(storage: Storage, note: str = "", ttl: timedelta = INVITE_TTL) -> tuple[str, datetime]:
     """A new single-use invitation key (returned once, stored as a hash) and when it expires."""
     key = INVITE_PREFIX + secrets.token_urlsafe(32)
-    expires = _now() + ttl
+    expires = utcnow() + ttl
     table(storage).create_entity({
         "PartitionKey": KEY_PARTITION, "RowKey": key_hash(key), "kind": "invite", "note": note[:200],
-        "created": _iso(_now()), "expires_at": _iso(expires), "used": False,
+        "created": _iso(utcnow()), "expires_at": _iso(expires), "used": False,
     })
     log.info("invitation created expires_at=%s", _iso(expires))
     return key, expires
@@ -128,7 +114,7 @@ def _invite_state(row: Any) -> InviteCheck:
     if row.get("used"):
         return "used"
     expires = _parse(row.get("expires_at"))
-    if expires is None or expires <= _now():
+    if expires is None or expires <= utcnow():
         return "expired"
     return "ok"
 
@@ -150,7 +136,7 @@ def use_invitation(storage: Storage, digest: str, athlete_id: str) -> InviteChec
         return state
     try:
         table(storage).update_entity(
-            {"PartitionKey": KEY_PARTITION, "RowKey": digest, "used": True, "used_at": _iso(_now()),
+            {"PartitionKey": KEY_PARTITION, "RowKey": digest, "used": True, "used_at": _iso(utcnow()),
              "athlete_id": athlete_id},
             mode=UpdateMode.MERGE, etag=row.metadata.get("etag"), match_condition=MatchConditions.IfNotModified)
     except (ResourceModifiedError, ResourceNotFoundError):
@@ -178,7 +164,7 @@ def issue_key(storage: Storage, athlete_id: str, name: str) -> tuple[str, str]:
     key = PERSONAL_PREFIX + secrets.token_urlsafe(32)
     digest = key_hash(key)
     t = table(storage)
-    now = _iso(_now())
+    now = _iso(utcnow())
     t.create_entity({"PartitionKey": KEY_PARTITION, "RowKey": digest, "kind": "athlete", "user": user,
                      "athlete_id": athlete_id, "created": now})
     try:
@@ -238,7 +224,7 @@ def remember_connect(storage: Storage, state: str, caller: Caller) -> None:
     t = table(storage)
     t.create_entity({"PartitionKey": CONNECT_PARTITION, "RowKey": state, "kind": caller.kind,
                      "user": caller.user or "", "athlete_id": caller.athlete_id or "",
-                     "key_hash": caller.key_hash or "", "created": _iso(_now())})
+                     "key_hash": caller.key_hash or "", "created": _iso(utcnow())})
     _purge_connect_notes(t)
 
 
@@ -265,7 +251,7 @@ def _purge_connect_notes(t: TableClient, limit: int = 50) -> None:
     """Housekeeping: notes of connects nobody finished (bounded work per call)."""
     try:
         rows = t.query_entities("PartitionKey eq @p and created lt @cutoff",
-                                parameters={"p": CONNECT_PARTITION, "cutoff": _iso(_now() - CONNECT_TTL)},
+                                parameters={"p": CONNECT_PARTITION, "cutoff": _iso(utcnow() - CONNECT_TTL)},
                                 select=["PartitionKey", "RowKey"], results_per_page=limit)
         for n, row in enumerate(rows):
             if n >= limit:

@@ -1,8 +1,8 @@
 """The app's only door to Strava's API: uploads, manual activities, listing, with typed errors and the rate budget.
 
-Failures come back as a small family of exceptions so callers decide retry policy by type, never by
-parsing text: `RateLimited` (wait until `reset_at`), `Transient` (try again; `maybe_applied` says whether
-Strava may have acted), `Unauthorized`, `Permanent` (Strava's message), `NotConnected`.
+Failures come back as the typed family of shared.strava.errors (`RateLimited` with `reset_at`,
+`Transient` with `maybe_applied`, `Unauthorized`, `MissingPermission`, `Permanent`, `NotConnected`), so
+callers decide retry policy by type, never by parsing text.
 `requests` is imported on first use only: the HTTP ack must not pay for it.
 """
 
@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from shared.strava.errors import MissingPermission, Permanent, RateLimited, Transient, Unauthorized
 from shared.strava.ratelimit import Kind, RateBudget, kind_of
 
 if TYPE_CHECKING:
     import requests
-
-    from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,43 +30,6 @@ API = "/api/v3"
 STATUS_DELETED = "The created activity has been deleted."
 _DUPLICATE = re.compile(r"duplicate of activity (\d+)")
 _GZIP_MAGIC = b"\x1f\x8b"
-
-
-class StravaError(Exception):
-    """Base of every failure talking to Strava; messages never carry tokens or secrets."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class RateLimited(StravaError):
-    """Strava answered 429 (or would): nothing of this kind can succeed before `reset_at` (aware UTC)."""
-
-    def __init__(self, message: str, *, reset_at: datetime, kind: Kind, status: int | None = 429) -> None:
-        super().__init__(message, status=status)
-        self.reset_at = reset_at
-        self.kind = kind
-
-
-class Transient(StravaError):
-    """5xx, timeout or connection failure; `maybe_applied` when the request left us and Strava may have acted."""
-
-    def __init__(self, message: str, *, maybe_applied: bool = False, status: int | None = None) -> None:
-        super().__init__(message, status=status)
-        self.maybe_applied = maybe_applied
-
-
-class Unauthorized(StravaError):
-    """Strava refused the token even after a refresh, or the connection lacks a permission."""
-
-
-class Permanent(StravaError):
-    """Strava refused the request itself (4xx); the same request will fail the same way."""
-
-
-class NotConnected(Permanent):
-    """No Strava athlete is connected (or the connection was revoked): open /api/strava/connect."""
 
 
 class TokenSource(Protocol):
@@ -170,13 +132,14 @@ def transport_error(method: str, path: str, exc: Exception) -> Transient:
     )
 
 
-def _needs_refresh(resp: requests.Response) -> bool:
-    """A 401 for a missing permission is not cured by a new token."""
+def _missing_permission(resp: requests.Response) -> str | None:
+    """The scope a 401 names as not granted ("activity:write_permission"), if any: a new token cannot cure it."""
     try:
         errors = resp.json().get("errors") or []
     except (ValueError, AttributeError):
-        return True
-    return not any(isinstance(e, dict) and str(e.get("field", "")).endswith("_permission") for e in errors)
+        return None
+    fields = (str(e.get("field", "")) for e in errors if isinstance(e, dict))
+    return next((f for f in fields if f.endswith("_permission")), None)
 
 
 class StravaClient:
@@ -217,7 +180,7 @@ class StravaClient:
         kind = kind_of(method, path)
         token = self._tokens.access_token()
         resp = self._send(method, path, token, kind, **kwargs)
-        if resp.status_code == 401 and _needs_refresh(resp):
+        if resp.status_code == 401 and _missing_permission(resp) is None:
             log.info("strava %s %s answered 401: refreshing the token once", method, path)
             token = self._tokens.refresh(token)
             resp = self._send(method, path, token, kind, **kwargs)
@@ -235,6 +198,9 @@ class StravaClient:
         if status == 429:
             raise self._rate_limited(kind, message)
         if status == 401:
+            permission = _missing_permission(resp)
+            if permission is not None:
+                raise MissingPermission(message, permission=permission, status=status)
             raise Unauthorized(message, status=status)
         if status >= 500:
             log.warning("%s", message)
@@ -331,9 +297,3 @@ class StravaClient:
 def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
-
-def client_from_settings(settings: Settings, athlete_id: str | None = None, **kwargs: Any) -> StravaClient:
-    """Same as shared.strava.tokens.client_from_settings (which is where it lives)."""
-    from shared.strava.tokens import client_from_settings as build
-
-    return build(settings, athlete_id, **kwargs)

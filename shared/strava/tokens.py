@@ -15,20 +15,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.storage import clients
+from shared.model.times import utcnow
+from shared.storage import cas, clients
 from shared.storage.clients import Storage
-from shared.strava.api import (
-    NotConnected,
-    Permanent,
-    StravaClient,
-    StravaError,
-    Transient,
-    http_session,
-    strava_message,
-)
+from shared.strava.api import StravaClient, http_session, strava_message
+from shared.strava.errors import NotConnected, Permanent, StravaError, Transient
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -97,7 +90,7 @@ def _from_entity(entity: Any) -> Connection:
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return utcnow().isoformat(timespec="seconds")
 
 
 def _athlete_name(athlete: dict[str, Any]) -> str:
@@ -324,21 +317,23 @@ class TokenManager:
         from azure.core.exceptions import ResourceModifiedError
         from azure.data.tables import UpdateMode
 
-        current = leased
-        for _ in range(5):
+        def write(current: Connection) -> Connection:
             try:
                 meta = _table(self._storage).update_entity(
                     {"PartitionKey": PARTITION, "RowKey": leased.athlete_id, "access_token": access,
                      "refresh_token": refresh, "expires_at": expires_at, "updated_at": _now_iso(),
                      "lease_until": 0.0, "lease_owner": ""},
                     mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified)
-                return replace(current, access_token=access, refresh_token=refresh, expires_at=expires_at,
-                               etag=meta.get("etag"), lease_until=0.0, lease_owner="")
             except ResourceModifiedError:
-                current = self.connection()
-                if current.expires_at > expires_at:
-                    return current  # a newer token is already stored: never overwrite it
-        raise Transient("could not store the refreshed Strava token (the row kept changing)")
+                raise cas.Conflict(f"connection {leased.athlete_id} changed concurrently") from None
+            return replace(current, access_token=access, refresh_token=refresh, expires_at=expires_at,
+                           etag=meta.get("etag"), lease_until=0.0, lease_owner="")
+
+        try:  # a newer token already stored (later expiry) is never overwritten: it is the answer
+            return cas.update(self.connection, write, current=leased,
+                              stop=lambda current: current.expires_at > expires_at)
+        except cas.Exhausted:
+            raise Transient("could not store the refreshed Strava token (the row kept changing)") from None
 
     def _release(self, conn: Connection) -> None:
         """Best effort: drop our lease so others need not wait for it to lapse."""

@@ -1,14 +1,36 @@
-"""The app's key check, in constant time, in one place for every HTTP function."""
+"""The app's key check, in constant time, in one place for every HTTP function; whom a key speaks for.
+
+A leaf: it imports nothing of the app at import time, so the key store (shared.storage.users) and
+every handler can share `Caller` without the ack's cold start loading the key store.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from shared.model.users import OWNER
 
 if TYPE_CHECKING:
     from shared.model.activity import Problem
+
+Kind = Literal["owner", "athlete", "invite"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whom a key speaks for. `athlete_id` None means the deployment's default Strava connection (the owner)."""
+
+    kind: Kind
+    user: str | None  # the activity-log partition; None for an invitation (no athlete yet)
+    athlete_id: str | None = None
+    key_hash: str | None = None
+
+
+OWNER_CALLER = Caller("owner", OWNER)
 
 
 def key_matches(given: str | None, expected: str | None) -> bool:

@@ -1,23 +1,21 @@
-"""Sending a failed or rejected activity again: the payload a failure keeps, and the retry itself.
+"""Sending a failed or rejected activity again: the owner's retry, over HTTP or from the command line.
 
-A definitive failure keeps its payload as a claim check at ``failed/<user>/<sync id>.json`` (a fixed
-name, so no log field points at it and a repeated failure overwrites it); the worker deletes it once the
-activity is on Strava. A retry moves the row back to ``queued`` with a compare-and-swap (two retries at
-once: one wins) and sends a message naming that blob. A rejected payload failed validation, so it can
-only come back corrected: the retry then carries the new payload, which is queued under its own sync id.
+A failed activity goes back with its kept payload (shared.storage.kept): the row moves back to
+``queued`` with a compare-and-swap (two retries at once: one wins) and a message names the kept blob.
+A rejected payload failed validation, so it can only come back corrected: the retry then takes the
+payload in through shared.live.intake, as the ack would, queued under its own sync id.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.storage import activitylog, clients, messages
+from shared.model.status import Status
+from shared.storage import activitylog, messages
 from shared.storage.clients import Storage
-
-KEPT_PREFIX = "failed/"
+from shared.storage.kept import drop_kept, has_kept, kept_name
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +31,8 @@ class RetryRefused(Exception):
 
 @dataclass(frozen=True)
 class Retried:
+    """What a retry did, for the HTTP answer and the command line's report."""
+
     status_code: int  # 202 queued again; 200 the corrected activity was already on Strava
     sync_id: str  # the id now carrying the activity (a corrected payload may have another)
     status: str
@@ -40,53 +40,6 @@ class Retried:
     activity_id: str | None = None
     replaced: bool = False  # the retried row was superseded by the corrected activity's own row
     notes: list[str] = field(default_factory=list)
-
-
-def kept_name(user: str, sync_id: str) -> str:
-    return f"{KEPT_PREFIX}{user}/{sync_id}.json"
-
-
-def _container(storage: Storage) -> Any:
-    return clients.container(storage, clients.PAYLOAD_CONTAINER)
-
-
-def keep_failed(storage: Storage, user: str, sync_id: str, *, payload: dict[str, Any] | None = None,
-                blob: str | None = None) -> bool:
-    """Keep a failed activity's payload (given, or read from the message's blob) for a retry. Best effort.
-
-    The caller deletes the message's own blob afterwards (unless it is the kept one: `kept_name`).
-    """
-    name = kept_name(user, sync_id)
-    if blob == name:
-        return True  # a retry that failed again: the kept copy is already there
-    try:
-        if payload is None and blob:
-            payload = messages.load_payload(storage, messages.Job(sync_id=sync_id, user=user, blob=blob))
-        if payload is None:
-            return False
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        _container(storage).upload_blob(name, data, overwrite=True)
-    except messages.JobError:
-        return False  # the payload itself is gone: nothing to keep
-    except Exception as exc:  # the failure is recorded either way; a retry will then say nothing was kept
-        log.warning("could not keep the payload of failed activity sync_id=%s (%s)", sync_id, type(exc).__name__)
-        return False
-    return True
-
-
-def discard(storage: Storage, user: str, sync_id: str, blob: str | None) -> None:
-    """Delete a message's blob once its payload is kept (or not needed), never the kept copy itself."""
-    if blob and blob != kept_name(user, sync_id):
-        messages.delete_payload(storage, blob)
-
-
-def drop_kept(storage: Storage, user: str, sync_id: str) -> None:
-    """The activity is on Strava (or superseded): its kept payload is no longer needed."""
-    messages.delete_payload(storage, kept_name(user, sync_id))
-
-
-def has_kept(storage: Storage, user: str, sync_id: str) -> bool:
-    return bool(_container(storage).get_blob_client(kept_name(user, sync_id)).exists())
 
 
 def retry(storage: Storage, user: str, sync_id: str, *, timezone: str,
@@ -97,11 +50,11 @@ def retry(storage: Storage, user: str, sync_id: str, *, timezone: str,
         raise RetryRefused(404, f"no activity {sync_id} in this log")
     if payload is not None:
         return _corrected(storage, entry, payload, timezone)
-    if entry.status == "rejected":
+    if entry.status == Status.REJECTED:
         raise RetryRefused(409, "this payload was rejected by validation, so sending it unchanged would fail the "
                                 "same way: post the corrected payload as this request's body",
                            entry.problems)
-    if entry.status != "failed":
+    if entry.status != Status.FAILED:
         raise RetryRefused(409, f"activity {sync_id} is {entry.status}: only failed or rejected activities "
                                 "can be retried")
     if not has_kept(storage, user, sync_id):
@@ -117,7 +70,7 @@ def retry(storage: Storage, user: str, sync_id: str, *, timezone: str,
 def _requeue(storage: Storage, entry: activitylog.Entry) -> Retried:
     try:
         # A failed upload is sent afresh; if Strava has it after all, its "duplicate" then counts as ours.
-        queued = activitylog.save(storage, entry, status="queued", error=None, next_try=None, lease_until=None,
+        queued = activitylog.save(storage, entry, status=Status.QUEUED, error=None, next_try=None, lease_until=None,
                                   lease_owner=None, upload_id=None, problems=[], excerpt=None,
                                   ambiguous=entry.ambiguous or bool(entry.upload_id))
     except activitylog.Conflict:
@@ -131,23 +84,22 @@ def _requeue(storage: Storage, entry: activitylog.Entry) -> Retried:
     except Exception as exc:
         log.warning("retry of sync_id=%s could not be queued (%s)", entry.sync_id, type(exc).__name__)
         try:
-            activitylog.save(storage, queued, status="failed", error=entry.error)
+            activitylog.save(storage, queued, status=Status.FAILED, error=entry.error)
         except Exception:  # storage failing both ways: the row shows `queued` with no message behind it
             log.error("activity sync_id=%s left queued without a message; post it again", entry.sync_id)
         raise RetryRefused(503, "storage is unavailable; nothing was queued, retry later") from None
     log.info("activity sync_id=%s user=%s requeued by a retry", entry.sync_id, entry.user)
-    return Retried(202, entry.sync_id, "queued", entry.sync_id)
+    return Retried(202, entry.sync_id, Status.QUEUED, entry.sync_id)
 
 
 def _corrected(storage: Storage, entry: activitylog.Entry, payload: dict[str, Any], timezone: str) -> Retried:
     """Validate the corrected payload like the ack does, queue it, and retire the row it corrects."""
-    from shared.live.ack import DROPPED_KEYS, Unavailable, accept, validate
+    from shared.live.intake import Unavailable, accept, drop_keys, validate
 
     if entry.status not in activitylog.RETRYABLE:
         raise RetryRefused(409, f"activity {entry.sync_id} is {entry.status}: only failed or rejected activities "
                                 "can be retried")
-    for key in DROPPED_KEYS:
-        payload.pop(key, None)
+    drop_keys(payload)
     parsed = validate(payload, timezone)
     if isinstance(parsed, list):
         raise RetryRefused(400, "the corrected activity has problems; nothing was queued",
@@ -182,7 +134,7 @@ def retry_all_failed(storage: Storage, user: str, *, timezone: str) -> tuple[lis
     """Every failed activity of `user` queued again; (retried, [(sync id, why not)])."""
     done: list[Retried] = []
     refused: list[tuple[str, str]] = []
-    for entry in activitylog.list_activities(storage, user, status="failed", limit=10**6):
+    for entry in activitylog.list_activities(storage, user, status=Status.FAILED, limit=10**6):
         try:
             done.append(retry(storage, user, entry.sync_id, timezone=timezone))
         except RetryRefused as exc:

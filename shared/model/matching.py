@@ -1,0 +1,119 @@
+"""The one answer to "is this activity already on Strava?", for the live path and the importer alike.
+
+An activity Strava lists is the same as ours when it carries our sync id in its `external_id` (an
+upload of ours, whatever was edited since), or when it starts within `SAME_START` of ours and its
+sport is compatible: equal, in the same family (Run/TrailRun/VirtualRun: the athlete may have
+refined it on Strava), or unknown/`Workout` on either side (Strava's catch-all, and a default some
+devices use). The start is compared both in UTC and on the wall clock, because a manual activity's
+UTC start is only a guess at the athlete's time zone, while Strava keeps the wall clock as given.
+
+One athlete cannot start two activities within a minute, so the sport test only guards against a
+coincidence of wall clocks; refusing a family member instead would create a duplicate each time the
+athlete retyped a run as a trail run. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.model.syncid import sync_id_from_external_id
+
+SAME_START = timedelta(seconds=60)  # starts this close (UTC or wall clock), sports compatible: the same activity
+
+FAMILIES: tuple[frozenset[str], ...] = (
+    frozenset({"Run", "TrailRun", "VirtualRun"}),
+    frozenset({"Ride", "MountainBikeRide", "GravelRide", "EBikeRide", "EMountainBikeRide", "VirtualRide",
+               "Velomobile", "Handcycle"}),
+    frozenset({"Walk", "Hike", "Snowshoe"}),
+    frozenset({"Swim"}),
+    frozenset({"AlpineSki", "BackcountrySki", "NordicSki", "RollerSki", "Snowboard"}),
+    frozenset({"Rowing", "VirtualRow", "Canoeing", "Kayaking", "StandUpPaddling"}),
+    frozenset({"IceSkate", "InlineSkate", "Skateboard"}),
+)
+ANY_SPORT = frozenset({"Workout"})  # Strava's catch-all: compatible with whatever the athlete later called it
+
+
+@dataclass(frozen=True, slots=True)
+class ListedActivity:
+    """One activity as Strava's listing shows it (a summary), reduced to what matching needs."""
+
+    id: str
+    sport_type: str | None
+    start: datetime | None  # aware UTC; None when Strava gave no usable time
+    start_local: datetime | None  # naive wall clock
+    sync_id: str | None  # ours, when its external_id says so
+
+    @classmethod
+    def from_summary(cls, summary: Mapping[str, Any]) -> ListedActivity:
+        """From one item of GET /athlete/activities; odd or missing fields become None, never an error."""
+        return cls(
+            id=str(summary.get("id")),
+            sport_type=summary.get("sport_type") or summary.get("type"),
+            start=strava_time(summary.get("start_date"), local=False),
+            start_local=strava_time(summary.get("start_date_local"), local=True),
+            sync_id=sync_id_from_external_id(summary.get("external_id")),
+        )
+
+
+def strava_time(value: Any, *, local: bool) -> datetime | None:
+    """A Strava timestamp: aware UTC, or (`local`) a naive wall clock, since Strava marks local times with Z."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if local:
+        return moment.replace(tzinfo=None)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def compatible(a: str | None, b: str | None) -> bool:
+    """Could these two sport types be the same activity (after an edit on Strava, or a default sport)?"""
+    if not a or not b or a == b or a in ANY_SPORT or b in ANY_SPORT:
+        return True
+    return any(a in family and b in family for family in FAMILIES)
+
+
+def start_gap(listed: ListedActivity, start: datetime, start_local: datetime) -> timedelta | None:
+    """How far apart the starts are: the smaller of the UTC and wall-clock gaps; None when Strava gave neither."""
+    gaps = [abs(listed.start - start)] if listed.start else []
+    if listed.start_local:
+        gaps.append(abs(listed.start_local - start_local))
+    return min(gaps, default=None)
+
+
+def same_activity(listed: ListedActivity, *, sport_type: str | None, start: datetime, start_local: datetime,
+                  sync_id: str | None = None) -> bool:
+    """The rule itself: ours by external_id, or a start within SAME_START and a compatible sport."""
+    if sync_id is not None and listed.sync_id == sync_id:
+        return True
+    if not compatible(listed.sport_type, sport_type):
+        return False
+    gap = start_gap(listed, start, start_local)
+    return gap is not None and gap <= SAME_START
+
+
+def closest(candidates: Iterable[ListedActivity], *, sport_type: str | None, start: datetime,
+            start_local: datetime, sync_id: str | None = None) -> ListedActivity | None:
+    """The listed activity that is ours: the first carrying our sync id, else the nearest start the rule accepts.
+
+    Nearest, not first, so that of two close candidates (a watch's copy and ours) the better one is taken;
+    on a tie the earlier candidate wins.
+    """
+    pool = list(candidates)
+    if sync_id is not None:
+        for listed in pool:
+            if listed.sync_id == sync_id:
+                return listed
+    best: tuple[timedelta, ListedActivity] | None = None
+    for listed in pool:
+        if not compatible(listed.sport_type, sport_type):
+            continue
+        gap = start_gap(listed, start, start_local)
+        if gap is not None and gap <= SAME_START and (best is None or gap < best[0]):
+            best = (gap, listed)
+    return best[1] if best else None
