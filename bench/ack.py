@@ -38,7 +38,7 @@ class Ack:
     """POSTs as the Functions host would, each time a distinct activity (in the child process)."""
 
     def __init__(self, api_key: str) -> None:
-        from tests.host import function  # as the host finds it: by name among the registered functions
+        from tests.support.host import function  # as the host finds it: by name among the registered functions
 
         self.fn = function("runkeeper")
         self.api_key = api_key

@@ -29,10 +29,10 @@ from shared.history.run import Importer
 from shared.runkeeper.export import open_export
 from shared.storage import activitylog
 from shared.strava.tokens import client_from_settings
-from tests.azurite import Azurite
 from tests.conftest import DATA
-from tests.fake_strava import FakeStrava
-from tests.fixtures_strava import connect_athlete
+from tests.support.azurite import Azurite
+from tests.support.fake_strava import FakeStrava
+from tests.support.fixtures_strava import connect_athlete
 
 SOURCE = DATA / "exports" / "runkeeper-export-2016"
 LIMITS = {"overall": (200, 2000), "read": (100, 1000)}

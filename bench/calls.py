@@ -61,9 +61,9 @@ def run_import(storage: Storage, folder: Path, overall: tuple[int, int] = (200, 
     from shared.history.run import Importer
     from shared.runkeeper.export import open_export
     from shared.strava.tokens import client_from_settings
-    from tests.drain import storage_settings
-    from tests.fake_strava import FakeStrava
-    from tests.fixtures_strava import connect_athlete
+    from tests.support.drain import storage_settings
+    from tests.support.fake_strava import FakeStrava
+    from tests.support.fixtures_strava import connect_athlete
 
     with FakeStrava(overall=overall, read=read) as fake:
         cfg = load({**storage_settings(storage), "STRAVA_CLIENT_ID": fake.client_id,
@@ -95,10 +95,10 @@ def import_calls(storage: Storage) -> Row:
 def live_calls(storage: Storage, count: int) -> Row:
     import azure.functions as func
 
-    from tests.drain import Drain, storage_settings
-    from tests.fake_strava import FakeStrava
-    from tests.fixtures_strava import connect_athlete
-    from tests.host import function
+    from tests.support.drain import Drain, storage_settings
+    from tests.support.fake_strava import FakeStrava
+    from tests.support.fixtures_strava import connect_athlete
+    from tests.support.host import function
 
     key = "bench-" + secrets.token_hex(8)
     with FakeStrava(overall=(10_000, 100_000), read=(10_000, 100_000)) as fake:

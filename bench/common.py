@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shared.storage.clients import Storage
-    from tests.azurite import Azurite
-    from tests.fake_identity import FakeIdentity
+    from tests.support.azurite import Azurite
+    from tests.support.fake_identity import FakeIdentity
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -145,7 +145,7 @@ def connection_storage(conn: str) -> Storage:
 @contextmanager
 def azurite() -> Iterator[Azurite]:
     """A real Azurite for the bench's duration (tests/azurite.py), in memory, plain HTTP."""
-    from tests.azurite import Azurite
+    from tests.support.azurite import Azurite
 
     server = Azurite().start()
     try:
@@ -165,7 +165,7 @@ class IdentityStack:
     @property
     def env(self) -> dict[str, str]:
         """The app's storage settings as in Azure: service URIs, managed identity, token endpoint; no key."""
-        from tests.fake_identity import FAKE_CLIENT_ID
+        from tests.support.fake_identity import FAKE_CLIENT_ID
 
         return {
             "AzureWebJobsStorage__blobServiceUri": self.azurite.blob_url,
@@ -202,9 +202,9 @@ def identity_stack() -> Iterator[IdentityStack]:
     request to it would slow what is timed here). The app's environment holds no key, so it cannot sign
     with one; `child_env` checks that.
     """
-    from tests.azurite import Azurite
-    from tests.fake_identity import FAKE_CLIENT_ID, FakeIdentity
-    from tests.tls import TestTLS
+    from tests.support.azurite import Azurite
+    from tests.support.fake_identity import FAKE_CLIENT_ID, FakeIdentity
+    from tests.support.tls import TestTLS
 
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
         tls = TestTLS.create(Path(tmp))
@@ -236,7 +236,7 @@ def child_env(settings: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_STORAGE_ENV_PREFIXES)}
     env.update(settings)
     if "AzureWebJobsStorage" not in settings:
-        from tests.azurite import ACCOUNT_KEY
+        from tests.support.azurite import ACCOUNT_KEY
 
         keyed = [k for k, v in env.items() if "accountkey=" in v.lower() or ACCOUNT_KEY in v]
         if keyed:

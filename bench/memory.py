@@ -34,7 +34,7 @@ import function_app, shared.live.worker, shared.live.sync, shared.strava.api, sh
 import shared.runkeeper.payload
 import requests, gzip, azure.identity, azure.storage.blob, azure.storage.queue, azure.data.tables
 from shared.config import load
-from tests.drain import Drain
+from tests.support.drain import Drain
 
 def status_kb(field):
     with open("/proc/self/status") as fh:
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     import azure.functions as func
 
-    from tests.fake_strava import FakeStrava
-    from tests.fixtures_strava import connect_athlete
+    from tests.support.fake_strava import FakeStrava
+    from tests.support.fixtures_strava import connect_athlete
 
     key = "bench-" + secrets.token_hex(8)
     results: dict[int, list[dict[str, int]]] = {1: [], 2: []}
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         # The posts are the bench's setup (the ack in this process, with the account key); the worker is measured.
         os.environ.update({"AzureWebJobsStorage": stack.azurite.connection_string, **strava})
         connect_athlete(stack.setup_storage, fake)
-        from tests.host import function
+        from tests.support.host import function
 
         ack = function("runkeeper")
         worker_env = child_env({**stack.env, **strava})

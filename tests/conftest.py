@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 
 from shared.storage.clients import Storage
-from tests.azurite import Azurite
+from tests.support.azurite import Azurite
 
 # Fixture modules owned by each part of the app; kept out of this file so they grow independently.
-pytest_plugins = ["tests.fixtures_strava", "tests.fixtures_sync", "tests.fixtures_secrets", "tests.fixtures_identity"]
+pytest_plugins = [
+    "tests.support.fixtures_strava",
+    "tests.support.fixtures_sync",
+    "tests.support.fixtures_secrets",
+    "tests.support.fixtures_identity",
+    "tests.support.fixtures_page",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

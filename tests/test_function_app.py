@@ -10,8 +10,8 @@ from pathlib import Path
 
 from shared.live import blueprint as live
 from shared.storage import clients
-from tests.drain import HostQueueSettings, host_settings
-from tests.host import functions
+from tests.support.drain import HostQueueSettings, host_settings
+from tests.support.host import functions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ _PROBE = textwrap.dedent(
         import function_app
         shared_at_import = sorted(m for m in sys.modules if m == "shared" or m.startswith("shared."))
         from shared.storage import clients
-        from tests.host import function
+        from tests.support.host import function
         for attr, value in names.items():
             setattr(clients, attr, value)
         at_import = sorted(m for m in ("azure.data.tables", "azure.storage.queue", "azure.storage.blob")
