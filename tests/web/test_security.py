@@ -3,7 +3,7 @@
 - Every HTTP function of function_app (enumerated, so a new one is covered the day it is added) except
   the OAuth callback answers 401 without the app's key, with a wrong one, and with the key in the wrong
   place; the callback needs a valid single-use state instead. Keys are compared by shared.web.auth.key_matches.
-- HTML pages carry no-clients, nosniff and a restrictive Content-Security-Policy; what Strava sends is escaped.
+- HTML pages carry no-store, nosniff and a restrictive Content-Security-Policy; what Strava sends is escaped.
 - Representative flows run with known secrets (the API key, the Strava client secret, every code and token
   the fake issued, an athlete's personal key) and none of them appears in any log record, exception,
   activity-log field or HTTP answer. tests/fixtures_secrets.py does the log part for every test of the suite.
