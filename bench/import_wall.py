@@ -1,5 +1,5 @@
 """Import wall time at Strava's default limits: 1,550 activities, simulated on the fake Strava's virtual clock,
-against the least time the limits allow for one call per activity (importer.least_time).
+against the least time the limits allow for one call per activity (shared.history.estimate.least_time).
 
 The export is bench/bench_import.py's: the real 2016 export copied forward in four-year steps to 1,550
 activities. Also prints the calls per activity of that run.

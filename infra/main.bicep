@@ -73,9 +73,9 @@ param openMeteoBaseUrl string = ''
 ])
 param pythonVersion string = '3.12'
 
-// Memory: the worker's peak for a 200,000-point activity (the largest the tests use) was measured at 205 MB of RSS
-// growth (README "Performance") over ~60 MB for the interpreter with the app and the storage SDKs imported; host.json
-// lets one instance run two activities at once (batchSize 2): ~470 MB for the Python worker. The Functions host (.NET)
+// Memory: the worker's peak for a 200,000-point activity (the largest the tests use) was measured at 261 MB of RSS,
+// ~60 MB of it the interpreter with the app and the SDKs imported (README "Performance"); host.json lets one instance
+// run two activities at once (batchSize 2): 417-446 MB measured for the Python worker. The Functions host (.NET)
 // shares the instance and typically takes another 150-250 MB: ~620-720 MB at the peak. 512 MB would be at or past its
 // limit with a single such activity (415-515 MB) and gets a quarter of a vCPU (the ~1 s conversion would take ~4 s);
 // 2048 MB (one vCPU) leaves ~3x headroom over the two-activity peak. Always-ready cost grows with this size (README).
