@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 AZURITE_VERSION := 3.35.0
 AZURITE := .tools/node_modules/.bin/azurite
 
-.PHONY: run core-tools test test-all lint bench clean
+.PHONY: run core-tools test test-all lint bench clean chromium
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,22 @@ run: $(VENV)/.installed $(AZURITE)
 core-tools:
 	./scripts/run-local --core-tools-only
 
+## make chromium: the headless browser of the page tests (Debian's package; playwright never downloads one).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium is missing: install it (sudo apt-get install -y chromium); the page tests need it"; \
+	  fi; }
+
 ## make test: everything the tests need, then lint and the whole suite (Azurite is started by the tests).
-test: $(VENV)/.installed $(AZURITE)
+test: $(VENV)/.installed $(AZURITE) chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 ## make test-all: also the long soak test (marked `soak`, skipped by default).
-test-all: $(VENV)/.installed $(AZURITE)
+test-all: $(VENV)/.installed $(AZURITE) chromium
 	$(PY) -m pytest --run-soak
 
 lint: $(VENV)/.installed

@@ -64,6 +64,15 @@ param enrichWeather string = 'false'
 @description('One host serving Open-Meteo /v1/archive and /v1/forecast (OPEN_METEO_BASE_URL); empty: the public hosts.')
 param openMeteoBaseUrl string = ''
 
+@description('Gear per sport after upload (STRAVA_GEAR), e.g. Run=g12345,Ride=b67890; empty: none.')
+param stravaGear string = ''
+
+@description('Strava sport types muted (hidden from followers\' home feeds) after upload (STRAVA_MUTE); empty: none.')
+param stravaMute string = ''
+
+@description('Athletes the Strava application may connect (STRAVA_ATHLETE_LIMIT): 10 with Standard Access.')
+param stravaAthleteLimit string = '10'
+
 // --- hosting ---
 
 @description('Python of the Functions worker. 3.12 is what Microsoft\'s Flex template uses; the app also runs on 3.11 (pyproject.toml).')
@@ -257,6 +266,9 @@ module api './app/api.bicep' = {
     activityTimezone: activityTimezone
     enrichWeather: enrichWeather
     openMeteoBaseUrl: openMeteoBaseUrl
+    stravaGear: stravaGear
+    stravaMute: stravaMute
+    stravaAthleteLimit: stravaAthleteLimit
     pythonVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,10 +38,26 @@ SETTINGS: dict[str, tuple[bool, str]] = {
     "SYNC_DELAY_SCALE": (False, "Multiplies every wait of the queue worker (rate-limit windows, retry back-off, "
                                 "another worker's lease), default 1; tests shrink it. Not a number from 0 to "
                                 "1000: 1"),
+    clients.NAME_PREFIX: (False, "Put before every table, queue and container name, for tests and side-by-side "
+                                 "local experiments on one storage account (default empty). Lowercase letters and "
+                                 f"digits, a letter first, at most {clients.NAME_PREFIX_MAX}. Leave it empty where "
+                                 "the Functions host runs the worker: its queue trigger listens on the unprefixed "
+                                 f"queue {clients.ACTIVITY_QUEUE}. Refused in Azure (WEBSITE_INSTANCE_ID set)"),
+    "STRAVA_GEAR": (False, "Gear per sport after upload: Strava sport types to gear ids, e.g. "
+                           "Run=g12345,Ride=b67890 (default empty: no gear is set)"),
+    "STRAVA_MUTE": (False, "Strava sport types to keep out of followers' home feeds (hide_from_home), e.g. "
+                           "Walk,Workout (default empty)"),
+    "STRAVA_ATHLETE_LIMIT": (False, "How many athletes may connect to this Strava API application (Standard "
+                                    "Access: 10; raise it only with Extended Access); invitations beyond it are "
+                                    "refused (default 10)"),
 }
+# Set by the platform in every Azure Functions instance (never by us): how the app knows it runs in Azure.
+AZURE_INSTANCE = "WEBSITE_INSTANCE_ID"
 DEFAULT_ENRICH_WEATHER = "false"
 DEFAULT_OPEN_METEO_BASE_URL = ""  # empty: the public hosts (shared.live.weather)
 DEFAULT_SYNC_DELAY_SCALE = 1.0
+DEFAULT_ATHLETE_LIMIT = 10
+GEAR_ID = re.compile(r"[bg]\d+")  # Strava's gear ids: b = bike, g = shoes (and other gear)
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -61,6 +78,9 @@ class Settings:
     # Not part of equality: settings that differ only in how long waits are scaled share the worker's Strava
     # clients and rate budget (shared.live.sync caches them per Settings), as they did when it was read apart.
     sync_delay_scale: float = field(default=DEFAULT_SYNC_DELAY_SCALE, compare=False)
+    gear: tuple[tuple[str, str], ...] = ()  # STRAVA_GEAR: (sport type, gear id)
+    mute: frozenset[str] = frozenset()  # STRAVA_MUTE: sport types
+    athlete_limit: int = DEFAULT_ATHLETE_LIMIT
 
     def require(self, *names: str) -> None:
         """Raise one error naming every missing setting among `names` (setting names, as in SETTINGS)."""
@@ -112,7 +132,63 @@ def load(env: Mapping[str, str] | None = None, *, default_storage: str | None = 
         enrich_weather=enrich in _TRUE,
         open_meteo_base_url=weather.rstrip("/") if weather else None,
         sync_delay_scale=delay_scale(env.get("SYNC_DELAY_SCALE")),
+        gear=parse_gear(env.get("STRAVA_GEAR")),
+        mute=parse_mute(env.get("STRAVA_MUTE")),
+        athlete_limit=_athlete_limit(env.get("STRAVA_ATHLETE_LIMIT")),
     )
+
+
+def _items(name: str, raw: str | None) -> list[str]:
+    """The comma-separated items of a list setting; an empty item (",," or a trailing comma) is named."""
+    raw = (raw or "").strip()
+    if not raw:
+        return []
+    items = [item.strip() for item in raw.split(",")]
+    for position, item in enumerate(items, 1):
+        if not item:
+            raise SettingsError(f"{name}: item {position} is empty (items are separated by single commas)")
+    return items
+
+
+def _sport(name: str, value: str) -> str:
+    from shared.model.sports import STRAVA_SPORT_TYPES
+
+    if value not in STRAVA_SPORT_TYPES:
+        near = next((t for t in STRAVA_SPORT_TYPES if t.lower() == value.lower()), None)
+        raise SettingsError(f"{name}: {value!r} is not a Strava sport type"
+                            + (f" (did you mean {near}?)" if near else " (e.g. Run, Ride, Walk, Hike, Swim)"))
+    return value
+
+
+def parse_gear(raw: str | None) -> tuple[tuple[str, str], ...]:
+    """STRAVA_GEAR `Run=g12345,Ride=b67890`: each sport type once, each gear id as Strava writes them."""
+    pairs: dict[str, str] = {}
+    for item in _items("STRAVA_GEAR", raw):
+        sport, sep, gear = (part.strip() for part in item.partition("="))
+        if not sep or not sport or not gear:
+            raise SettingsError(f"STRAVA_GEAR: {item!r} is not sport=gear id (e.g. Run=g12345)")
+        _sport("STRAVA_GEAR", sport)
+        if not GEAR_ID.fullmatch(gear):
+            raise SettingsError(f"STRAVA_GEAR: {gear!r} (for {sport}) is not a Strava gear id: b or g and digits, "
+                                "e.g. g12345 (shoes) or b67890 (bike)")
+        if sport in pairs:
+            raise SettingsError(f"STRAVA_GEAR: {sport} is given twice")
+        pairs[sport] = gear
+    return tuple(pairs.items())
+
+
+def parse_mute(raw: str | None) -> frozenset[str]:
+    """STRAVA_MUTE `Walk,Workout`: Strava sport types whose activities are hidden from followers' home feeds."""
+    return frozenset(_sport("STRAVA_MUTE", item) for item in _items("STRAVA_MUTE", raw))
+
+
+def _athlete_limit(raw: str | None) -> int:
+    raw = (raw or "").strip()
+    if not raw:
+        return DEFAULT_ATHLETE_LIMIT
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError("STRAVA_ATHLETE_LIMIT must be a whole number of athletes, at least 1")
+    return int(raw)
 
 
 def delay_scale(raw: str | None) -> float:
@@ -130,9 +206,15 @@ def delay_scale(raw: str | None) -> float:
 
 def _storage(env: Mapping[str, str], default: str | None = None) -> Storage:
     try:
-        return Storage.from_settings(env, default=default)
+        storage = Storage.from_settings(env, default=default)
     except StorageSettingsError as exc:
         raise SettingsError(str(exc)) from None
+    if storage.prefix and _clean(env.get(AZURE_INSTANCE)):
+        raise SettingsError(
+            f"{clients.NAME_PREFIX} is set but this is Azure ({AZURE_INSTANCE} is set): the "
+            f"queue trigger listens on the unprefixed queue {clients.ACTIVITY_QUEUE} and infra/ creates only the "
+            f"unprefixed tables, queues and container, so remove {clients.NAME_PREFIX} from the app settings")
+    return storage
 
 
 def load_for_cli(env: Mapping[str, str] | None = None, settings_file: Path | None = None) -> Settings:
@@ -152,7 +234,7 @@ def load_for_cli(env: Mapping[str, str] | None = None, settings_file: Path | Non
     env = os.environ if env is None else env
     storage_names = (clients.CONNECTION, *clients.IDENTITY_SETTINGS)
     if any(_clean(env.get(name)) for name in storage_names):
-        for name in storage_names:
+        for name in (*storage_names, clients.NAME_PREFIX):  # the file's prefix was for the file's storage
             merged.pop(name, None)
     merged.update(env)
     return load(merged, default_storage=clients.DEVELOPMENT_STORAGE)

@@ -73,3 +73,44 @@ def test_azurite_fixture_serves_queues(storage: Storage, unique: str) -> None:
     q.create_queue()
     q.send_message("hello")
     assert [m.content for m in q.receive_messages()] == ["hello"]
+
+
+# -- STORAGE_NAME_PREFIX: tests and side-by-side local runs only -------------------------------------------------
+
+def test_name_prefix_is_read_with_the_storage() -> None:
+    cfg = s.load({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "STORAGE_NAME_PREFIX": "dev2"})
+    assert cfg.storage.prefix == "dev2"
+    assert s.load({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}).storage.prefix == ""
+    assert s.SETTINGS["STORAGE_NAME_PREFIX"][0] is False
+
+
+def test_an_invalid_name_prefix_fails_naming_the_setting() -> None:
+    with pytest.raises(s.SettingsError, match="STORAGE_NAME_PREFIX"):
+        s.load({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "STORAGE_NAME_PREFIX": "Dev-2"})
+
+
+@pytest.mark.parametrize("storage", [{"AzureWebJobsStorage__accountName": "rk2strava"},
+                                     {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}])
+def test_a_name_prefix_is_refused_in_azure(storage: dict[str, str]) -> None:
+    """The platform sets WEBSITE_INSTANCE_ID; there the host's trigger and infra/ use the unprefixed names."""
+    env = {**storage, "STORAGE_NAME_PREFIX": "dev2", "WEBSITE_INSTANCE_ID": "0123abcd"}
+    with pytest.raises(s.SettingsError) as err:
+        s.load(env)
+    message = str(err.value)
+    assert "STORAGE_NAME_PREFIX" in message and "WEBSITE_INSTANCE_ID" in message
+    assert clients.ACTIVITY_QUEUE in message and "remove" in message
+    assert s.load({**env, "STORAGE_NAME_PREFIX": ""}).storage.prefix == ""  # empty, as in Azure: fine
+    assert s.load({**env, "WEBSITE_INSTANCE_ID": ""}).storage.prefix == "dev2"  # not Azure: allowed
+
+
+def test_cli_drops_the_files_prefix_with_the_files_storage(tmp_path: Path) -> None:
+    """A prefix in local.settings.json was for the file's Azurite, not for storage the environment names."""
+    f = tmp_path / "local.settings.json"
+    f.write_text(json.dumps({"Values": {"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                                        "STORAGE_NAME_PREFIX": "dev2"}}))
+    assert s.load_for_cli(env={}, settings_file=f).storage.prefix == "dev2"
+    cfg = s.load_for_cli(env={"AzureWebJobsStorage__accountName": "rk2strava"}, settings_file=f)
+    assert cfg.storage.uses_identity and cfg.storage.prefix == ""
+    both = s.load_for_cli(env={"AzureWebJobsStorage__accountName": "rk2strava", "STORAGE_NAME_PREFIX": "exp1"},
+                          settings_file=f)
+    assert both.storage.prefix == "exp1"

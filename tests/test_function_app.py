@@ -56,10 +56,7 @@ _PROBE = textwrap.dedent(
     if mode == "ack":
         import function_app
         shared_at_import = sorted(m for m in sys.modules if m == "shared" or m.startswith("shared."))
-        from shared.storage import clients
-        from tests.support.host import function
-        for attr, value in names.items():
-            setattr(clients, attr, value)
+        from tests.support.host import function  # this test's names: STORAGE_NAME_PREFIX is in the environment
         at_import = sorted(m for m in ("azure.data.tables", "azure.storage.queue", "azure.storage.blob")
                            if m in sys.modules)
         req = func.HttpRequest("POST", "http://localhost/api/runkeeper", headers={}, body=open(payload, "rb").read())
@@ -110,9 +107,11 @@ def test_cold_ack_loads_nothing_beyond_the_storage_sdks(sync_env, seed_payload, 
 
 
 def test_the_app_registers_each_flows_blueprint_once_in_order() -> None:
-    """function_app.py holds no function of its own: the live flow's three, then the owner's five."""
+    """function_app.py holds no function of its own: the live flow's three, the owner's five, the page's eight."""
     assert list(functions()) == ["runkeeper", "sync_activity", "sync_activity_poison", "strava_connect",
-                                 "strava_callback", "activities", "activity_retry", "invitations"]
+                                 "strava_callback", "activities", "activity_retry", "invitations",
+                                 "page", "page_sign_in", "page_sign_out", "page_retry", "page_connect",
+                                 "page_invite", "page_revoke_invitation", "page_static"]
     assert all(fn.get_user_function().__module__ == "shared.live.blueprint" for fn in
                list(functions().values())[:3])
     assert all(fn.get_user_function().__module__ == "shared.owner.blueprint" for fn in

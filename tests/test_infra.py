@@ -376,6 +376,8 @@ OMITTED_SETTINGS = {
     clients.CONNECTION: "the connection-string form is for Azurite and local runs; the account refuses Shared Key",
     clients.ACCOUNT_NAME: "the template gives the three explicit service URIs instead (either form works)",
     "SYNC_DELAY_SCALE": "a test knob: in Azure every wait keeps its real length (the default, 1)",
+    "STORAGE_NAME_PREFIX": "for tests and side-by-side local runs: the queue trigger and infra/ use the "
+                           "unprefixed names, and config refuses a prefix in Azure (WEBSITE_INSTANCE_ID set)",
 }
 # Set in Azure for the Functions host, not read by the app's code.
 HOST_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}

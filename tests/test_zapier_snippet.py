@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import data_path
+from tests.support.datasets import Seed
 
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPET = ROOT / "zapier" / "code-step.js"
@@ -32,7 +32,8 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 API_KEY = "test-sync-key-0123456789"
 FUNCTION_KEY = "fn-key-abcdef"
 
-# The keys the original app's Zap sends (FACTS.md, "Zapier payload"), besides apiKey and apiEndpoint.
+# The keys the original app's Zap sends (fields of Zapier's Runkeeper "New Activity" trigger), besides apiKey
+# and apiEndpoint.
 ORIGINAL_KEYS = [
     "activityType",
     "activityStartTimeIso",
@@ -240,9 +241,11 @@ def assert_no_secret(text: str) -> None:
     assert FUNCTION_KEY not in text
 
 
-def test_posts_the_real_zapier_payload_with_the_key_in_a_header(app: tuple[Recorder, str], tmp_path: Path) -> None:
+def test_posts_the_zapier_payload_with_the_key_in_a_header(app: tuple[Recorder, str], tmp_path: Path,
+                                                           seed: Seed) -> None:
+    """The real payload, then the synthetic one (tests/conftest.py's `seed`)."""
     rec, url = app
-    payload = json.loads(data_path("zapier", "example-seed-app.json").read_text())
+    payload = seed.payload()
     assert set(ORIGINAL_KEYS) <= set(payload)
     result = run_snippet({**payload, "apiKey": API_KEY, "apiEndpoint": url}, tmp_path)
 

@@ -30,6 +30,9 @@ param stravaBaseUrl string
 param activityTimezone string
 param enrichWeather string
 param openMeteoBaseUrl string
+param stravaGear string
+param stravaMute string
+param stravaAthleteLimit string
 
 @allowed([
   '3.11'
@@ -190,6 +193,18 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'OPEN_METEO_BASE_URL'
           value: openMeteoBaseUrl
+        }
+        {
+          name: 'STRAVA_GEAR'
+          value: stravaGear
+        }
+        {
+          name: 'STRAVA_MUTE'
+          value: stravaMute
+        }
+        {
+          name: 'STRAVA_ATHLETE_LIMIT'
+          value: stravaAthleteLimit
         }
       ]
     }

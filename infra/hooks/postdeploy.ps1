@@ -38,3 +38,4 @@ if ($code) {
 Write-Host '   with the header X-Api-Key: <your SYNC_API_KEY> (README "Zapier set-up").'
 Write-Host ''
 Write-Host "Check: curl -H `"X-Api-Key: <your SYNC_API_KEY>`" `"$api/activities?code=<function key>`""
+Write-Host "Your activities page (sign in with your SYNC_API_KEY): $api/page"

@@ -42,3 +42,4 @@ fi
 echo "   with the header X-Api-Key: <your SYNC_API_KEY> (README \"Zapier set-up\")."
 echo
 echo "Check: curl -H \"X-Api-Key: <your SYNC_API_KEY>\" \"${RUNKEEPER_URL%/runkeeper}/activities?code=<function key>\""
+echo "Your activities page (sign in with your SYNC_API_KEY): ${RUNKEEPER_URL%/runkeeper}/page"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -77,6 +78,10 @@ def add_command(commands: Any) -> None:
                      help="stop at Strava's rate limit instead of sleeping (exit code 75) and print when to resume")
     imp.add_argument("--retry-failed", action="store_true",
                      help="also send again the activities that failed in an earlier run")
+    imp.add_argument("--no-gear", action="store_true",
+                     help="do not set gear (STRAVA_GEAR) on the imported activities")
+    imp.add_argument("--mute", action="store_true",
+                     help="mute every imported activity (kept out of followers' home feeds): one more call each")
     imp.add_argument("--verbose", action="store_true",
                      help="one line per activity and per state change, and every problem in full")
     imp.add_argument("--athlete", type=athlete_id_arg, metavar="ID",
@@ -121,7 +126,7 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
         with open_export(args.path) as export:
             plan = build_plan(export, timezone=settings.timezone, since=args.since, until=args.until)
             if args.dry_run:
-                print_plan(plan, args, out)
+                print_plan(plan, args, out, rule_body(settings, args))
                 return EXIT_OK
             from shared.strava.errors import StravaError
             from shared.strava.tokens import client_from_settings
@@ -133,7 +138,8 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
             if ctx.sleep is not None:
                 options["sleep"] = ctx.sleep
             importer = Importer(client, settings.storage, export=export, wait=not args.no_wait,
-                                retry_failed=args.retry_failed, progress=TqdmProgress(err), **options)
+                                retry_failed=args.retry_failed, progress=TqdmProgress(err),
+                                rules=rule_body(settings, args), **options)
             try:
                 report = importer.run(plan, limit=args.limit)
             except StravaError as exc:
@@ -219,7 +225,19 @@ def _source(plan: Plan) -> str:
     return f"cardioActivities.csv with {plan.csv_rows} rows"
 
 
-def print_plan(plan: Plan, args: argparse.Namespace, out: TextIO) -> None:
+def rule_body(settings: Any, args: argparse.Namespace) -> Callable[[str | None], dict[str, Any]]:
+    """The owner's rules for this import: STRAVA_GEAR unless --no-gear, STRAVA_MUTE, or every activity with --mute."""
+    from shared.model import rules
+
+    def body(sport_type: str | None) -> dict[str, Any]:
+        return rules.changes(sport_type, gear=settings.gear, mute=settings.mute,
+                             use_gear=not getattr(args, "no_gear", False), mute_all=getattr(args, "mute", False))
+
+    return body
+
+
+def print_plan(plan: Plan, args: argparse.Namespace, out: TextIO,
+               rules: Callable[[str | None], dict[str, Any]] | None = None) -> None:
     """The dry run: what would be imported, skipped and refused, and the calls and time it would take."""
     from shared.history.estimate import expected_calls, least_time
 
@@ -244,7 +262,7 @@ def print_plan(plan: Plan, args: argparse.Namespace, out: TextIO) -> None:
         print(f"Would fail ({len(problems)}):", file=out)
         for origin, reason in problems:
             print(shown(f"  {origin}: {reason}"), file=out)
-    calls = expected_calls(plan)
+    calls = expected_calls(plan, rules)
     floor = least_time(calls, *DEFAULT_LIMITS)
     print(f"Strava calls expected: about {calls}; at Strava's default limits ({DEFAULT_LIMITS[0]} per 15 min, "
           f"{DEFAULT_LIMITS[1]:,} a day) that takes at least {_duration(floor)}, fewer if some are already there.",
@@ -293,6 +311,11 @@ def print_report(report: Report, args: argparse.Namespace, out: TextIO) -> None:
         for failure in report.failures:
             print(shown(f"  {failure.origin}: {failure.reason}"), file=out)
         print("Fix what the reasons say and run the same command again with --retry-failed.", file=out)
+    if c.rules or c.rules_failed:
+        print(f"Rules (gear, mute) applied to {c.rules} activities" + (f"; failed for {c.rules_failed} (still on "
+              "Strava; `python -m shared.cli retry ID` applies them):" if c.rules_failed else "."), file=out)
+        for failure in report.rule_failures:
+            print(shown(f"  {failure.origin}: {failure.reason}"), file=out)
     if report.unconfirmed:
         print(f"{len(report.unconfirmed)} upload(s) are still being processed by Strava; the next run confirms them.",
               file=out)

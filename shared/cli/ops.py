@@ -221,6 +221,7 @@ class _Answer:
 
 def _page(title: str, text: str) -> bytes:
     return (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<body style='font-family:sans-serif;max-width:40em;margin:3em auto'><h1>{html.escape(title)}</h1>"
             f"<p>{html.escape(text)}</p>").encode()
 

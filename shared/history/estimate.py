@@ -6,7 +6,9 @@ progress bar shows `finish_at` with the limits and the budget Strava's headers g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.history.listing import LISTING_CHUNK
 from shared.history.plan import Plan
@@ -26,16 +28,20 @@ def least_time(calls: int, limit15: int, limit_day: int) -> timedelta:
     return timedelta(days=day, minutes=15 * (within // limit15))
 
 
-def expected_calls(plan: Plan) -> int:
-    """One call per activity, plus a listing before and one to confirm uploads (pages of our chunk size)."""
+def expected_calls(plan: Plan, rules: Callable[[str | None], dict[str, Any]] | None = None) -> int:
+    """One call per activity, plus a listing before and one to confirm uploads (pages of our chunk size), plus
+    one PUT per activity an owner's rule (gear, mute) applies to."""
     listings = -(-len(plan.items) // LISTING_CHUNK) if plan.items else 0
     confirm = -(-plan.gpx_count // LISTING_CHUNK) if plan.gpx_count else 0
-    return sum(1 for i in plan.items if not i.problem) + listings + confirm
+    sendable = [i for i in plan.items if not i.problem]
+    ruled = sum(1 for i in sendable if rules(i.sport_type)) if rules else 0
+    return len(sendable) + listings + confirm + ruled
 
 
-def calls_left(to_send: int, to_confirm: int) -> int:
-    """Calls a run still needs: one per activity to send, a listing per chunk to confirm, and one to spare."""
-    return to_send + to_confirm // LISTING_CHUNK + 1
+def calls_left(to_send: int, to_confirm: int, rules: int = 0) -> int:
+    """Calls a run still needs: one per activity to send, a listing per chunk to confirm, one per rule's PUT,
+    and one to spare."""
+    return to_send + to_confirm // LISTING_CHUNK + rules + 1
 
 
 def seconds_per_call(calls: int, first_call_at: datetime | None, now: datetime) -> float:

@@ -27,6 +27,8 @@ class Counts:
     left: int = 0  # not reached: --limit, or the run stopped at the rate limit
     sending: int = 0  # uploads sent whose outcome the run has yet to learn (for progress lines)
     sent: int = 0  # uploads and creates Strava accepted in this run
+    rules: int = 0  # activities the owner's rules (gear, mute) were applied to: one PUT each
+    rules_failed: int = 0  # synced, but their rules failed (named on the row; `retry` applies them)
 
     @property
     def on_strava(self) -> int:
@@ -59,6 +61,7 @@ class Report:
     counts: Counts = field(default_factory=Counts)
     failures: list[Failure] = field(default_factory=list)  # this run's, and earlier ones not retried
     unconfirmed: list[str] = field(default_factory=list)
+    rule_failures: list[Failure] = field(default_factory=list)  # synced, but a rule (gear, mute) failed
     stopped_until: datetime | None = None
     calls: int = 0
     started: datetime = field(default_factory=utcnow)

@@ -50,7 +50,8 @@ class ImportRows:
         return Entry(
             user=self.user, sync_id=item.sync_id, status=status, source=SOURCE, attempts=1,
             runkeeper_type=item.runkeeper_type, runkeeper_id=item.runkeeper_id, sport_type=item.sport_type,
-            name=item.name, start=item.start, points=item.points, **extra,
+            name=item.name, start=item.start, points=item.points, distance=item.distance,
+            duration=item.duration, **extra,
         )
 
     def claim(self, work: Work) -> bool:

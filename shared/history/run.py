@@ -55,8 +55,10 @@ class Importer:
 
     def __init__(self, client: StravaClient, storage: Storage, *, user: str = OWNER, export: Export | None = None,
                  wait: bool = True, retry_failed: bool = False, progress: Progress | None = None,
-                 clock: Clock = utcnow, sleep: Sleep | None = None) -> None:
+                 clock: Clock = utcnow, sleep: Sleep | None = None,
+                 rules: Callable[[str | None], dict[str, Any]] | None = None) -> None:
         self.client = client
+        self.rules = rules or (lambda _sport: {})  # sport type -> the PUT body of the owner's rules (gear, mute)
         self.storage = storage
         self.user = user
         self.export = export
@@ -164,7 +166,8 @@ class Importer:
         limit15, limit_day = budget.limits("overall")
         if not limit15 or not limit_day:
             return None
-        calls = estimate.calls_left(len(self._todo), len(self._confirm_list))
+        ruled = sum(1 for w in self._todo + self._confirm_list if self.rules(w.item.sport_type))
+        calls = estimate.calls_left(len(self._todo), len(self._confirm_list), rules=ruled)
         per_call = estimate.seconds_per_call(self.client.calls - self._calls_at_start, self._first_call_at, now)
         return estimate.finish_at(now, calls, per_call, limits=(limit15, limit_day),
                                   left=budget.remaining("overall", now))
@@ -350,8 +353,30 @@ class Importer:
 
     # ---- outcomes ------------------------------------------------------------------------------------------
     def _done(self, work: Work, status: Status, activity_id: str | None) -> None:
-        """On Strava: the row says where, and nothing is left uncertain."""
-        self.rows.record(work, status, activity_id=activity_id, error=None, ambiguous=False)
+        """On Strava: the row says where, and nothing is left uncertain; then the owner's rules, if any apply."""
+        from shared.model import rules
+
+        body = self.rules(work.item.sport_type) if status == Status.SYNCED and activity_id else {}
+        self.rows.record(work, status, activity_id=activity_id, error=None, ambiguous=False,
+                         rules_pending=rules.dumps(body), rule_error=None)
+        if body and activity_id:
+            self._apply_rules(work, activity_id, body)
+
+    def _apply_rules(self, work: Work, activity_id: str, body: dict[str, Any]) -> None:
+        """One PUT on the read budget (waiting for its window like any call); a failure leaves the activity
+        synced with the rule named on its row, for `retry` to apply later."""
+        from shared.model import rules
+
+        try:
+            self._call("read", lambda: self.client.update_activity(activity_id, body))
+        except (Transient, Permanent, Unauthorized) as exc:
+            why = activitylog.bounded(f"{rules.names(body)}: {exc}", activitylog.ERROR_CHARS)
+            self.rows.record(work, Status.SYNCED, rule_error=why)
+            self.report.counts.rules_failed += 1
+            self.report.rule_failures.append(Failure(work.item.origin, why or ""))
+            return
+        self.rows.record(work, Status.SYNCED, rules_pending=None, rule_error=None)
+        self.report.counts.rules += 1
 
     def _fail(self, work: Work, reason: str) -> None:
         """Failed in this run: recorded, reported, and no longer waited for."""

@@ -96,7 +96,7 @@ def _entry(user: str, sync_id: str, activity: Activity, sport_type: str, timezon
         user=user, sync_id=sync_id, status=Status.QUEUED, source="zapier",
         runkeeper_type=activity.type, runkeeper_id=activity.source_id, sport_type=sport_type,
         name=activity_name(activity.type, activity.start, timezone), start=activity.start,
-        points=points,
+        points=points, distance=activity.measured_distance(), duration=activity.measured_duration(),
     )
 
 

@@ -114,6 +114,12 @@ class Syncer:
         entry = activitylog.get(self.storage, job.user, job.sync_id)
         if entry is not None and entry.status in activitylog.DONE:
             messages.delete_payload(self.storage, job.blob)
+            if entry.rules_pending and entry.activity_id:  # deferred past a spent window, or asked by a retry
+                try:
+                    client = self._client or client_for(self.cfg, athlete_of(job.user))
+                except SettingsError as exc:
+                    return Outcome(entry.status, job.sync_id, entry.activity_id, reason=str(exc))
+                return self._apply_rules(job, entry, client)
             return Outcome("skipped", job.sync_id, entry.activity_id, reason=f"already {entry.status}")
         try:
             payload = messages.load_payload(self.storage, job)
@@ -142,10 +148,15 @@ class Syncer:
             messages.delete_payload(self.storage, job.blob)
             return Outcome("skipped", job.sync_id, entry.activity_id, reason=f"already {entry.status}")
         try:
-            return self._push(job, entry, client, strava_activity)
+            outcome = self._push(job, entry, client, strava_activity)
         except Exception as exc:
             self._release(entry, f"internal error ({type(exc).__name__}); retrying")
             raise
+        if outcome.status == Status.SYNCED:
+            fresh = activitylog.get(self.storage, job.user, job.sync_id)
+            if fresh is not None and fresh.rules_pending and fresh.activity_id:
+                return self._apply_rules(job, fresh, client)
+        return outcome
 
     # ---- preparation -----------------------------------------------------------------------------
     def _convert(self, payload: dict[str, Any]) -> tuple[StravaActivity, dict[str, Any]] | list[Problem] | str:
@@ -161,7 +172,10 @@ class Syncer:
         if isinstance(parsed, list):
             return parsed
         try:
-            facts = {"runkeeper_type": parsed.type, "points": len(parsed.points)}
+            facts: dict[str, Any] = {"runkeeper_type": parsed.type, "points": len(parsed.points)}
+            for name, value in (("distance", parsed.measured_distance()), ("duration", parsed.measured_duration())):
+                if value:  # the ack may not have known (a track without a stated distance): the page shows it
+                    facts[name] = value
             if parsed.source_id:
                 facts["runkeeper_id"] = parsed.source_id
             return to_strava(parsed, self.cfg.timezone, self._air_temps(parsed)), facts
@@ -300,12 +314,46 @@ class Syncer:
             raise RuntimeError(f"could not update activity {entry.sync_id}: the row keeps changing") from None
 
     def _done(self, job: messages.Job, entry: Entry, status: Status, activity_id: str | None) -> Outcome:
+        from shared.model import rules
+
+        body = rules.changes(entry.sport_type, gear=self.cfg.gear, mute=self.cfg.mute) if status == Status.SYNCED \
+            else {}
         self._update(entry, status=status, activity_id=activity_id, error=None, next_try=None,
-                     lease_until=None, lease_owner=None)
+                     lease_until=None, lease_owner=None, rules_pending=rules.dumps(body), rule_error=None)
         messages.delete_payload(self.storage, job.blob)
         if job.blob != kept.kept_name(job.user, job.sync_id):
             kept.drop_kept(self.storage, job.user, job.sync_id)  # kept by an earlier failure, if any
         return Outcome(status, job.sync_id, activity_id)
+
+    def _apply_rules(self, job: messages.Job, entry: Entry, client: StravaClient) -> Outcome:
+        """The owner's rules (gear, mute) on a synced activity: one PUT. Never fails the sync: a spent window
+        defers them on a new message; any other failure is recorded on the row for the owner's retry."""
+        from shared.model import rules
+        from shared.strava.errors import RateLimited, StravaError
+
+        body = rules.loads(entry.rules_pending)
+        assert entry.activity_id is not None
+        scale = self.cfg.sync_delay_scale
+        until = client.budget.wait_until("read", self.clock())
+        try:
+            if until is None:
+                client.update_activity(entry.activity_id, body)
+        except RateLimited as exc:
+            until = exc.reset_at
+        except StravaError as exc:
+            why = activitylog.bounded(f"{rules.names(body)}: {exc}", activitylog.ERROR_CHARS)
+            self._update(entry, status=entry.status, rule_error=why)
+            log.warning("activity sync_id=%s synced, but its rules failed: %s", entry.sync_id, why)
+            return Outcome(entry.status, job.sync_id, entry.activity_id, reason=why)
+        if until is not None:
+            decision = retrypolicy.decide(Trouble.BUDGET_SPENT, job.tries, now=self.clock(), until=until, scale=scale)
+            assert isinstance(decision, Defer)
+            messages.send(self.storage, job.again(payload={}, blob=None), delay=decision.delay)  # rules only
+            self._update(entry, status=entry.status, rule_error=f"{rules.names(body)} waiting: {decision.why}")
+            return Outcome(entry.status, job.sync_id, entry.activity_id, delay=decision.delay,
+                           reason=f"rules deferred: {decision.why}")
+        self._update(entry, status=entry.status, rules_pending=None, rule_error=None)
+        return Outcome(entry.status, job.sync_id, entry.activity_id)
 
     def _reject(self, job: messages.Job, entry: Entry | None, problems: list[Problem]) -> Outcome:
         """Logged as the ack logs a payload it refuses: `rejected`, every problem named, an excerpt (no key).

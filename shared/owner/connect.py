@@ -41,6 +41,18 @@ def callback_url(request_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
+def new_state(storage: Storage, caller: Caller) -> str:
+    """A single-use OAuth state for `caller` (shared with the owner's page's Connect button); old ones purged."""
+    state = oauthstates.create_state(storage)
+    if caller.kind != "owner":  # the callback reads it back; without it the state would mean the owner
+        users.remember_connect(storage, state, caller)
+    try:
+        oauthstates.purge(storage)
+    except Exception as exc:  # housekeeping only
+        log.info("strava connect: purging old OAuth states failed (%s)", type(exc).__name__)
+    return state
+
+
 def connect(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/strava/connect: key check, a fresh state, then 302 to Strava's consent page."""
     try:
@@ -63,16 +75,10 @@ def connect(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as exc:
         return error(503, str(exc))
     try:
-        state = oauthstates.create_state(settings.storage)
-        if caller.kind != "owner":  # the callback reads it back; without it the state would mean the owner
-            users.remember_connect(settings.storage, state, caller)
+        state = new_state(settings.storage, caller)
     except Exception as exc:  # storage down: say so rather than fail with a stack trace
         log.warning("strava connect: could not store the OAuth state (%s)", type(exc).__name__)
         return error(503, "storage is unavailable; try again in a minute")
-    try:
-        oauthstates.purge(settings.storage)
-    except Exception as exc:  # housekeeping only
-        log.info("strava connect: purging old OAuth states failed (%s)", type(exc).__name__)
     log.info("strava connect: redirecting to Strava's consent page")
     return redirect(authorize_url(settings, callback_url(req.url), state))
 

@@ -54,6 +54,8 @@ def retry(storage: Storage, user: str, sync_id: str, *, timezone: str,
         raise RetryRefused(409, "this payload was rejected by validation, so sending it unchanged would fail the "
                                 "same way: post the corrected payload as this request's body",
                            entry.problems)
+    if entry.status == Status.SYNCED and entry.rules_pending and entry.activity_id:
+        return _rules_again(storage, entry)
     if entry.status != Status.FAILED:
         raise RetryRefused(409, f"activity {sync_id} is {entry.status}: only failed or rejected activities "
                                 "can be retried")
@@ -65,6 +67,25 @@ def retry(storage: Storage, user: str, sync_id: str, *, timezone: str,
                                 "kept, or it never arrived whole): replay the Zap run, or post the payload as "
                                 "this request's body")
     return _requeue(storage, entry)
+
+
+def _rules_again(storage: Storage, entry: activitylog.Entry) -> Retried:
+    """A synced activity whose rules (gear, mute) did not apply: the worker applies the missing ones."""
+    job = messages.Job(sync_id=entry.sync_id, user=entry.user, source=entry.source, payload={})  # rules only
+    try:
+        messages.send(storage, job)
+    except Exception as exc:
+        log.warning("rules retry of sync_id=%s could not be queued (%s)", entry.sync_id, type(exc).__name__)
+        raise RetryRefused(503, "storage is unavailable; nothing was queued, retry later") from None
+    log.info("activity sync_id=%s user=%s: its rules queued again by a retry", entry.sync_id, entry.user)
+    return Retried(202, entry.sync_id, Status.SYNCED, entry.sync_id, entry.activity_id,
+                   notes=["the activity is on Strava; its missing rules (" + _rule_names(entry) + ") are applied"])
+
+
+def _rule_names(entry: activitylog.Entry) -> str:
+    from shared.model import rules
+
+    return rules.names(rules.loads(entry.rules_pending))
 
 
 def _requeue(storage: Storage, entry: activitylog.Entry) -> Retried:

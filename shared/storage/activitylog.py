@@ -72,6 +72,8 @@ class Entry:
     name: str | None = None
     start: datetime | None = None
     points: int | None = None
+    distance: float | None = None  # metres, when the payload or export said (or its path measured it)
+    duration: float | None = None  # seconds: what the owner's page shows beside the distance
     upload_id: str | None = None
     activity_id: str | None = None
     error: str | None = None
@@ -83,6 +85,8 @@ class Entry:
     ambiguous: bool = False  # a create may have reached Strava unseen: look before creating again
     problems: list[dict[str, str]] = field(default_factory=list)
     excerpt: str | None = None  # rejected payloads: the start of what was sent
+    rules_pending: str | None = None  # synced, but the owner's rules (gear, mute) not yet applied: the PUT's JSON
+    rule_error: str | None = None  # why applying them failed (the activity stays synced)
     etag: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

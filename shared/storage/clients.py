@@ -7,11 +7,14 @@ Two ways in, the same two the Functions host reads for its own triggers:
   account refuses Shared Key, and the command line on a laptop after ``az login``.
 
 Every module that touches storage gets its clients here, so timeouts, retries, the queue's base64
-encoding (matching host.json), tokens and "create if missing" are decided in one place.
+encoding (matching host.json), tokens and "create if missing" are decided in one place; so is the name
+prefix (``STORAGE_NAME_PREFIX``, for tests and side-by-side local experiments), which every builder puts
+before the name it is given.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +36,13 @@ ACTIVITY_LOG_TABLE = "activitylog"
 OAUTH_STATE_TABLE = "oauthstates"
 USERS_TABLE = "syncusers"  # personal API keys (as hashes), invitations, athletes (shared.storage.users)
 
+# Put before every name above by the client builders below (tests: each test's own tables, queues and containers).
+# Lowercase letters and digits, a letter first, at most 12: every table, queue and container name stays valid
+# (tables take letters and digits only and start with a letter; 12 + the longest name stays far under 63).
+NAME_PREFIX = "STORAGE_NAME_PREFIX"
+NAME_PREFIX_MAX = 12
+_NAME_PREFIX_RULE = re.compile(rf"[a-z][a-z0-9]{{0,{NAME_PREFIX_MAX - 1}}}")
+
 CONNECTION = "AzureWebJobsStorage"
 ACCOUNT_NAME = CONNECTION + "__accountName"
 SERVICE_URIS = {kind: f"{CONNECTION}__{kind}ServiceUri" for kind in ("blob", "queue", "table")}
@@ -52,6 +62,15 @@ class StorageSettingsError(ValueError):
     """The storage settings are missing, incomplete or contradict each other; the message names them."""
 
 
+def check_name_prefix(prefix: str) -> str:
+    """`prefix` if it keeps every resource name valid (empty, or a-z then a-z/0-9, at most 12), else an error."""
+    if prefix and not _NAME_PREFIX_RULE.fullmatch(prefix):
+        raise StorageSettingsError(
+            f"{NAME_PREFIX} must be empty or lowercase letters and digits starting with a letter, at most "
+            f"{NAME_PREFIX_MAX} characters (it is put before every table, queue and container name)")
+    return prefix
+
+
 @dataclass(frozen=True)
 class Storage:
     """One storage account as the app reaches it: by connection string, or by service URLs and a token.
@@ -66,18 +85,28 @@ class Storage:
     table_url: str | None = None
     managed_identity: bool = False  # __credential=managedidentity: only the platform's identity, never a developer's
     client_id: str | None = None  # a user-assigned identity's client id
+    prefix: str = ""  # STORAGE_NAME_PREFIX: put before every table, queue and container name (empty in Azure)
+
+    def __post_init__(self) -> None:
+        check_name_prefix(self.prefix)
 
     @property
     def uses_identity(self) -> bool:
         return self.connection_string is None
 
+    def name(self, base: str) -> str:
+        """The real name of the table, queue or container the app calls `base` (e.g. ACTIVITY_QUEUE)."""
+        return self.prefix + base
+
     @classmethod
-    def from_connection_string(cls, value: str) -> Storage:
-        return cls(connection_string=value)
+    def from_connection_string(cls, value: str, *, prefix: str = "") -> Storage:
+        return cls(connection_string=value, prefix=prefix)
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str], *, default: str | None = None) -> Storage:
-        """The storage `env` describes (the host's own setting names); `default`: a connection string for none."""
+        """The storage `env` describes (the host's own setting names, and STORAGE_NAME_PREFIX); `default`: a
+        connection string for none."""
+        prefix = check_name_prefix((env.get(NAME_PREFIX) or "").strip())
         values = {name: (env.get(name) or "").strip() for name in (CONNECTION, *IDENTITY_SETTINGS)}
         identity = [name for name in IDENTITY_SETTINGS if values[name]]
         conn = values[CONNECTION]
@@ -86,16 +115,16 @@ class Storage:
                 f"{CONNECTION} (a connection string) and {', '.join(identity)} (identity-based) are both set: "
                 f"keep one form")
         if conn:
-            return cls.from_connection_string(conn)
+            return cls.from_connection_string(conn, prefix=prefix)
         if not identity:
             if default is not None:
-                return cls.from_connection_string(default)
+                return cls.from_connection_string(default, prefix=prefix)
             raise StorageSettingsError(
                 f"missing storage setting: {CONNECTION} (a connection string) or {ACCOUNT_NAME} (identity-based)")
-        return cls._from_identity_settings(values)
+        return cls._from_identity_settings(values, prefix)
 
     @classmethod
-    def _from_identity_settings(cls, values: Mapping[str, str]) -> Storage:
+    def _from_identity_settings(cls, values: Mapping[str, str], prefix: str) -> Storage:
         account, uris = values[ACCOUNT_NAME], {kind: values[name] for kind, name in SERVICE_URIS.items()}
         given = [SERVICE_URIS[kind] for kind, uri in uris.items() if uri]
         if account and given:
@@ -115,7 +144,7 @@ class Storage:
             raise StorageSettingsError(f"{CREDENTIAL} must be managedidentity (or unset), not {credential!r}")
         return cls(blob_url=uris["blob"].rstrip("/"), queue_url=uris["queue"].rstrip("/"),
                    table_url=uris["table"].rstrip("/"), managed_identity=bool(credential),
-                   client_id=values[CLIENT_ID] or None)
+                   client_id=values[CLIENT_ID] or None, prefix=prefix)
 
 
 @cache
@@ -158,9 +187,11 @@ def _ensure(kind: str, storage: Storage, name: str, create: Any) -> None:
 
 @cache
 def table(storage: Storage, name: str) -> TableClient:
-    """A table client; with a connection string the table is created on first use."""
+    """A table client (`name` as the app calls it, the storage's prefix put before it); with a connection string
+    the table is created on first use."""
     from azure.data.tables import TableClient
 
+    name = storage.name(name)
     if storage.connection_string is not None:
         client = TableClient.from_connection_string(storage.connection_string, table_name=name, **_CLIENT_OPTIONS)
     else:
@@ -172,9 +203,11 @@ def table(storage: Storage, name: str) -> TableClient:
 
 @cache
 def queue(storage: Storage, name: str = ACTIVITY_QUEUE) -> QueueClient:
-    """A queue client speaking base64, as host.json's messageEncoding tells the trigger to expect."""
+    """A queue client speaking base64, as host.json's messageEncoding tells the trigger to expect (`name` as the
+    app calls it, the storage's prefix put before it)."""
     from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, LinearRetry, QueueClient
 
+    name = storage.name(name)
     options: dict[str, Any] = dict(
         message_encode_policy=BinaryBase64EncodePolicy(),
         message_decode_policy=BinaryBase64DecodePolicy(),
@@ -192,9 +225,11 @@ def queue(storage: Storage, name: str = ACTIVITY_QUEUE) -> QueueClient:
 
 @cache
 def container(storage: Storage, name: str = PAYLOAD_CONTAINER) -> ContainerClient:
-    """A blob container client; with a connection string the container is created on first use."""
+    """A blob container client (`name` as the app calls it, the storage's prefix put before it); with a connection
+    string the container is created on first use."""
     from azure.storage.blob import ContainerClient, LinearRetry
 
+    name = storage.name(name)
     options: dict[str, Any] = dict(retry_policy=LinearRetry(**_STORAGE_RETRY), **_CLIENT_OPTIONS)
     if storage.connection_string is not None:
         client = ContainerClient.from_connection_string(storage.connection_string, name, **options)

@@ -144,6 +144,52 @@ def use_invitation(storage: Storage, digest: str, athlete_id: str) -> InviteChec
     return "ok"
 
 
+@dataclass(frozen=True)
+class Invitation:
+    """A pending invitation as the owner's page lists it: its hash (not usable as a key), note and dates."""
+
+    digest: str
+    note: str
+    created: datetime | None
+    expires_at: datetime | None
+
+
+def pending_invitations(storage: Storage) -> list[Invitation]:
+    """Invitations not used and not expired yet, newest first."""
+    rows = table(storage).query_entities("PartitionKey eq @p and kind eq @k",
+                                         parameters={"p": KEY_PARTITION, "k": "invite"})
+    found = [Invitation(str(r["RowKey"]), str(r.get("note") or ""), _parse(r.get("created")),
+                        _parse(r.get("expires_at"))) for r in rows if _invite_state(r) == "ok"]
+    return sorted(found, key=lambda i: (i.created or datetime.min.replace(tzinfo=UTC), i.digest), reverse=True)
+
+
+def revoke_invitation(storage: Storage, digest: str) -> bool:
+    """Delete a pending invitation, so its link stops working; False if there was none to revoke."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    t = table(storage)
+    try:
+        row = t.get_entity(KEY_PARTITION, digest)
+    except ResourceNotFoundError:
+        return False
+    if row.get("kind") != "invite" or row.get("used"):
+        return False
+    _delete(t, KEY_PARTITION, digest)
+    log.info("invitation revoked")
+    return True
+
+
+def current_key_hash(storage: Storage, user: str) -> str | None:
+    """The hash of the athlete's personal key now (None once revoked): a page session checks it is still theirs."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        row = table(storage).get_entity(USER_PARTITION, user)
+    except ResourceNotFoundError:
+        return None
+    return str(row.get("key_hash") or "") or None
+
+
 # ---- athletes and their keys -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Athlete:

@@ -289,6 +289,11 @@ class StravaClient:
                 return found
             page += 1
 
+    def update_activity(self, activity_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """PUT /activities/{id} with a JSON body (gear_id, hide_from_home, ...): one read-limit call."""
+        answer = self._request("PUT", f"{API}/activities/{int(activity_id)}", json=changes)
+        return answer if isinstance(answer, dict) else {}
+
     def athlete(self) -> dict[str, Any]:
         """GET /athlete: a cheap check that the connection works."""
         return self._request("GET", f"{API}/athlete")

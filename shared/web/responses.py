@@ -11,10 +11,15 @@ import azure.functions as func
 _HTML_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    # The owner page's stylesheet (shared/page/static) and icon, nothing else; no inline style or script.
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+
+
+# These pages are served under /api/strava/…: the owner page's assets are a sibling path, whatever the prefix.
+PAGE_ASSETS = "../page/static"
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -35,9 +40,12 @@ def html_page(status: int, title: str, message: str) -> func.HttpResponse:
     """A minimal page; both strings are escaped, so anything echoed from Strava or a query is inert."""
     body = (
         "<!doctype html><html lang=en><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title>"
-        "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>"
+        f'<link rel="stylesheet" href="{PAGE_ASSETS}/app.css"><link rel="icon" href="{PAGE_ASSETS}/icon.svg">'
+        '<body><main class="narrow">'
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
+        f'<p><a href="{PAGE_ASSETS[:-len("/static")]}">Open the activities page</a></p></main></body></html>'
     )
     return func.HttpResponse(body, status_code=status, mimetype="text/html", charset="utf-8", headers=_HTML_HEADERS)
 

@@ -17,6 +17,7 @@ import pytest
 from shared.cli.app import main
 from shared.cli.common import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE
 from tests.conftest import ROOT, data_path
+from tests.support.datasets import KINDS, Export, export, generator
 from tests.support.fake_strava import FakeStrava
 
 EXPORT_2016 = ("exports", "runkeeper-export-2016")
@@ -84,6 +85,54 @@ def test_dry_run_reads_everything_and_calls_nothing(env: Any, fake_strava: FakeS
     assert fake_strava.api_calls == 0 and env.entries() == []
 
 
+def test_dry_run_of_the_synthetic_km_export(env: Any, fake_strava: FakeStrava) -> None:
+    facts = export("2016", "synthetic")
+    code, out, _ = cli("import", str(facts.path), "--dry-run", "--verbose")
+    assert code == EXIT_OK
+    assert (f"Would import {facts.activities} activities: {facts.gpx} from GPX files, {facts.manual} as manual "
+            "activities.") in out
+    for arrow in ("Running → Run", "Swimming → Swim", "Walking → Walk", "Cycling → Ride"):
+        assert arrow in out
+    assert generator().UNLISTED_2016 in out  # the GPSBabel file, not in the CSV
+    assert facts.first_name in out
+    assert "Strava calls expected: about" in out
+    assert fake_strava.api_calls == 0 and env.entries() == []
+
+
+def test_synthetic_km_export_in_windows_of_6_calls(env: Any, fake_strava: FakeStrava) -> None:
+    """The real export's 40-call windows, scaled to 12 activities: several windows, resumed by hand."""
+    facts = export("2016", "synthetic")
+    fake_strava.set_limits(overall=(6, 2000), read=(6, 1000))
+    path = str(facts.path)
+    runs: list[tuple[int, str]] = []
+    for _ in range(15):
+        code, out, _err = cli("import", path, "--no-wait", fake=fake_strava)
+        runs.append((code, out))
+        if code != EXIT_TEMPFAIL:
+            break
+        assert "Run the same command again after" in out
+        fake_strava.advance_window()
+    code, out = runs[-1]
+    assert code == EXIT_OK, out
+    assert len(runs) >= 3  # 12 activities at 6 calls a window
+    assert fake_strava.rate_limited_count == 0
+    acts = fake_strava.activities()
+    assert len(acts) == facts.activities
+    assert sum(not a.manual for a in acts) == facts.gpx and sum(a.manual for a in acts) == facts.manual
+    assert Counter(a.sport_type for a in acts) == facts.sports
+    assert f"GPX files not listed in cardioActivities.csv, skipped (1): {facts.unlisted[0]}" in out
+    calls = fake_strava.api_calls
+    assert all(re.search(r"Strava calls: \d+ \(\d\.\d\d per activity sent\)", o) for _, o in runs)
+    n = facts.activities
+    assert f"On Strava: {n} of the {n} activities in this export (all of them)." in out
+    assert {e.status for e in env.entries()} == {"synced"} and len(env.entries()) == n
+
+    code, out, _ = cli("import", path, fake=fake_strava)  # after completion: nothing to do, no call at all
+    assert code == EXIT_OK
+    assert fake_strava.api_calls == calls and len(fake_strava.activities()) == n
+    assert re.search(rf"done in an earlier run or by the live sync +{n}\n", out)
+
+
 def test_2016_export_in_windows_of_40_calls(env: Any, fake_strava: FakeStrava) -> None:
     fake_strava.set_limits(overall=(40, 2000), read=(40, 1000))
     path = str(data_path(*EXPORT_2016))
@@ -117,22 +166,35 @@ def test_2016_export_in_windows_of_40_calls(env: Any, fake_strava: FakeStrava) -
     assert re.search(r"done in an earlier run or by the live sync +288\n", out)
 
 
-def test_2019_zip_straight_from_the_archive(env: Any, fake_strava: FakeStrava) -> None:
-    code, out, _ = cli("import", str(data_path("exports", "runkeeper-export-2019.zip")), fake=fake_strava)
+@pytest.fixture(params=KINDS)
+def zip2019(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Export:
+    """The 2019-style zip of each data set, with the athlete's timezone set (the synthetic one is in Hong Kong)."""
+    facts = export("2019", request.param)
+    facts.path  # noqa: B018 - the real case skips here without ../shared/data
+    monkeypatch.setenv("ACTIVITY_TIMEZONE", facts.timezone)
+    return facts
+
+
+def test_2019_zip_straight_from_the_archive(env: Any, fake_strava: FakeStrava, zip2019: Export) -> None:
+    code, out, _ = cli("import", str(zip2019.path), fake=fake_strava)
     assert code == EXIT_OK, out
-    (act,) = fake_strava.activities()
-    assert (act.name, act.sport_type, act.points) == ("Running activity on Monday 1st July 2019 at 18:20", "Run", 863)
-    assert act.start_date == datetime(2019, 7, 1, 10, 20, 12, tzinfo=UTC)  # Hong Kong, UTC+8
-    assert re.search(r"uploaded from GPX files +1\n", out)
-    assert (entry := env.entries()[0]).runkeeper_id == "4434be7c-8999-4566-afae-869b1c223d32"
+    acts = fake_strava.activities()
+    assert len(acts) == zip2019.activities and Counter(a.sport_type for a in acts) == zip2019.sports
+    act = next(a for a in acts if a.start_date == zip2019.first_start)  # Hong Kong, UTC+8
+    assert (act.name, act.sport_type, act.points) == (zip2019.first_name, "Run", zip2019.extra["first_points"])
+    assert re.search(rf"uploaded from GPX files +{zip2019.gpx}\n", out)
+    entry = next(e for e in env.entries() if e.start == zip2019.first_start)
+    assert entry.runkeeper_id == zip2019.extra["first_id"]
     assert entry.source == "import" and entry.status == "synced"
+    assert {e.status for e in env.entries()} == {"synced"} and len(env.entries()) == zip2019.activities
 
 
-def test_failures_are_listed_with_how_to_retry(env: Any, fake_strava: FakeStrava, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_failures_are_listed_with_how_to_retry(env: Any, fake_strava: FakeStrava, tmp_path: Path, kind: str) -> None:
     folder = tmp_path / "export"
     folder.mkdir()
-    src = data_path(*EXPORT_2016)
-    shutil.copy(src / "2013-07-25-0653.gpx", folder)
+    src = export("2016", kind)
+    shutil.copy(src.path / src.first_gpx, folder)
     (folder / "2013-07-27-0648.gpx").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10)
     code, out, _ = cli("import", str(folder), fake=fake_strava)
     assert code == EXIT_FAILED
@@ -141,16 +203,16 @@ def test_failures_are_listed_with_how_to_retry(env: Any, fake_strava: FakeStrava
     assert len(fake_strava.activities()) == 1
 
 
-def test_not_connected_says_what_to_do(sync_env: Any, strava_env: Any, fake_strava: FakeStrava) -> None:
-    code, _, err = cli("import", str(data_path("exports", "runkeeper-export-2019.zip")), fake=fake_strava)
+def test_not_connected_says_what_to_do(sync_env: Any, strava_env: Any, fake_strava: FakeStrava,
+                                      zip2019: Export) -> None:
+    code, _, err = cli("import", str(zip2019.path), fake=fake_strava)
     assert code == EXIT_FAILED
     assert "not connected" in err and "/api/strava/connect" in err
     assert fake_strava.api_calls == 0
 
 
-def test_secrets_never_reach_the_output(env: Any, fake_strava: FakeStrava) -> None:
-    code, out, err = cli("import", str(data_path("exports", "runkeeper-export-2019.zip")), "--verbose",
-                         fake=fake_strava)
+def test_secrets_never_reach_the_output(env: Any, fake_strava: FakeStrava, zip2019: Export) -> None:
+    code, out, err = cli("import", str(zip2019.path), "--verbose", fake=fake_strava)
     assert code == EXIT_OK
     tokens = fake_strava.current_tokens()
     assert tokens is not None

@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from shared.cli.app import main
-from shared.storage import activitylog, clients, kept, users
+from shared.storage import activitylog, kept, users
 from shared.storage.activitylog import Entry
 from shared.strava import tokens
-from tests.conftest import data_path
+from tests.support import datasets
 from tests.support.athletes import body, connect_with, invite, post_activity
 from tests.support.builders import track
 from tests.support.fixtures_sync import drain_all
@@ -27,8 +27,7 @@ START = datetime(2024, 3, 1, 7, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def own_table(unique: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
-    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
+def own_table(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
     monkeypatch.chdir(tmp_path)  # no local.settings.json: the environment is the settings
     shared = logging.getLogger("shared")  # an in-process import sets up its own output: undo it for later tests
     saved = (shared.propagate, shared.level, list(shared.handlers))
@@ -179,14 +178,15 @@ def test_invite_then_athletes_then_revoke(connected) -> None:
     assert cli("athletes", "--revoke", str(bob.id))[0] == 1
 
 
-def test_import_for_an_invited_athlete_goes_to_their_log_and_strava(connected, tmp_path) -> None:
-    export = data_path("exports", "runkeeper-export-2016")
+@pytest.mark.parametrize(("kind", "since", "count"), [("real", "2016-01-01", 7), ("synthetic", "2016-03-01", 7)])
+def test_import_for_an_invited_athlete_goes_to_their_log_and_strava(connected, tmp_path, kind, since, count) -> None:
+    export = datasets.export("2016", kind).path
     bob = connected.fake.add_athlete("Bob", "Beamon")
     invite(connected.sync.storage, connected.fake, bob.id)
-    code, _, err = cli("import", str(export), "--athlete", str(bob.id), "--since", "2016-01-01")
+    code, _, err = cli("import", str(export), "--athlete", str(bob.id), "--since", since)
     assert code == 0, err
     bob_rows = connected.sync.entries(users.user_for_athlete(bob.id))
-    assert len(bob_rows) == 7 and all(e.status == "synced" for e in bob_rows)
+    assert len(bob_rows) == count and all(e.status == "synced" for e in bob_rows)
     assert connected.sync.entries() == []  # nothing in the owner's log
     assert connected.fake.activities(connected.fake.athlete.id) == []
     assert len(connected.fake.activities(bob.id)) == len(bob_rows)

@@ -29,12 +29,10 @@ BOMB_BYTES = 1024 * 1024 * 1024  # deflates to ~1 MB
 # Seen: 160 MB (30 MB to start, then a few copies of the 24 MB token while expat holds it); a bomb is 1 GB.
 PEAK_RSS_LIMIT = 512 * 1024 * 1024
 
-# Runs the command line with this test's storage names, then reports the process's peak memory.
+# Runs the command line (this test's storage names come with STORAGE_NAME_PREFIX in the environment), then
+# reports the process's peak memory.
 RUNNER = """
-import json, os, resource, sys
-from shared.storage import clients
-for name, value in json.loads(os.environ["SYNC_TEST_STORE_NAMES"]).items():
-    setattr(clients, name, value)
+import resource, sys
 from shared.cli.app import main
 try:
     code = main(sys.argv[1:])

@@ -11,12 +11,9 @@ from typing import Any
 import pytest
 
 from shared.live import intake
-from shared.model.syncid import sync_id
 from shared.storage import activitylog, clients
 from shared.storage import messages as jobs
 from tests.support.azurite import free_port
-
-SEED_SYNC_ID = sync_id(__import__("datetime").datetime.fromisoformat("2022-09-26T18:52:22+01:00"), "Run")
 
 
 def _body(resp) -> dict[str, Any]:
@@ -30,22 +27,22 @@ def _assert_nothing_stored(sync_env, *, rejected_rows: int = 0) -> None:
     assert [r.status for r in rows] == ["rejected"] * rejected_rows
 
 
-def test_real_payload_with_key_in_body_is_queued(sync_env, seed_payload) -> None:
+def test_real_payload_with_key_in_body_is_queued(sync_env, seed_payload, seed) -> None:
     body = {**seed_payload, "apiKey": sync_env.api_key, "apiEndpoint": "https://example.invalid/api/runkeeper"}
     resp = sync_env.post(body, key=None)
     assert resp.status_code == 202, resp.get_body()
-    assert _body(resp) == {"id": SEED_SYNC_ID, "status": "queued"}
+    assert _body(resp) == {"id": seed.sync_id, "status": "queued"}
     assert resp.mimetype == "application/json"
 
-    row = sync_env.entry(SEED_SYNC_ID)
+    row = sync_env.entry(seed.sync_id)
     assert row is not None
     assert (row.status, row.source, row.runkeeper_type, row.sport_type, row.points) == (
-        "queued", "zapier", "Running", "Run", 298)
-    assert row.name == "Running activity on Monday 26th September 2022 at 18:52"
-    assert activitylog.iso(row.start) == "2022-09-26T17:52:22Z"
+        "queued", "zapier", "Running", seed.sport_type, seed.points)
+    assert row.name == seed.name
+    assert row.start == seed.start
 
     [message] = sync_env.visible_messages()
-    assert message["id"] == SEED_SYNC_ID and message["user"] == "owner" and message["source"] == "zapier"
+    assert message["id"] == seed.sync_id and message["user"] == "owner" and message["source"] == "zapier"
     assert "apiKey" not in message["payload"] and "apiEndpoint" not in message["payload"]
     assert message["payload"] == seed_payload
     assert sync_env.api_key not in json.dumps(message)
@@ -180,52 +177,52 @@ def test_manual_activity_with_a_duration_is_accepted(sync_env) -> None:
     assert row is not None and row.points == 0
 
 
-def test_posted_twice_is_queued_once(sync_env, seed_payload) -> None:
+def test_posted_twice_is_queued_once(sync_env, seed_payload, seed) -> None:
     first = sync_env.post(seed_payload)
     second = sync_env.post(seed_payload)
     assert first.status_code == 202
     assert second.status_code == 200
-    assert _body(second) == {"id": SEED_SYNC_ID, "status": "queued"}
+    assert _body(second) == {"id": seed.sync_id, "status": "queued"}
     assert sync_env.queue_count() == 1
 
 
 @pytest.mark.parametrize("status", ["synced", "duplicate", "uploading"])
-def test_replay_of_a_done_or_running_activity_answers_its_status(sync_env, seed_payload, status) -> None:
+def test_replay_of_a_done_or_running_activity_answers_its_status(sync_env, seed_payload, seed, status) -> None:
     assert sync_env.post(seed_payload).status_code == 202
     clients.queue(sync_env.storage, clients.ACTIVITY_QUEUE).clear_messages()  # as if the worker had taken it
-    row = sync_env.entry(SEED_SYNC_ID)
+    row = sync_env.entry(seed.sync_id)
     activitylog.save(sync_env.storage, row, status=status, activity_id="98765432101", attempts=1)
 
     resp = sync_env.post(seed_payload)
     assert resp.status_code == 200
-    assert _body(resp) == {"id": SEED_SYNC_ID, "status": status, "activity_id": "98765432101"}
+    assert _body(resp) == {"id": seed.sync_id, "status": status, "activity_id": "98765432101"}
     assert sync_env.queue_count() == 0
-    assert sync_env.entry(SEED_SYNC_ID).status == status
+    assert sync_env.entry(seed.sync_id).status == status
 
 
-def test_replay_of_a_big_done_activity_leaves_no_blob(sync_env, seed_payload) -> None:
+def test_replay_of_a_big_done_activity_leaves_no_blob(sync_env, seed_payload, seed) -> None:
     big = dict(seed_payload, activityNotes="n" * 60_000)
     assert sync_env.post(big).status_code == 202
     clients.queue(sync_env.storage, clients.ACTIVITY_QUEUE).clear_messages()
     for name in sync_env.blobs():
         jobs.delete_payload(sync_env.storage, name)
-    activitylog.save(sync_env.storage, sync_env.entry(SEED_SYNC_ID), status="synced", activity_id="1")
+    activitylog.save(sync_env.storage, sync_env.entry(seed.sync_id), status="synced", activity_id="1")
     assert sync_env.post(big).status_code == 200
     assert sync_env.blobs() == [] and sync_env.queue_count() == 0
 
 
 @pytest.mark.parametrize("status", ["failed", "rejected"])
-def test_replay_of_a_failed_activity_queues_it_again(sync_env, seed_payload, status) -> None:
+def test_replay_of_a_failed_activity_queues_it_again(sync_env, seed_payload, seed, status) -> None:
     assert sync_env.post(seed_payload).status_code == 202
     clients.queue(sync_env.storage, clients.ACTIVITY_QUEUE).clear_messages()
-    row = sync_env.entry(SEED_SYNC_ID)
+    row = sync_env.entry(seed.sync_id)
     activitylog.save(sync_env.storage, row, status=status, error="no Strava connection yet", attempts=1)
 
     resp = sync_env.post(seed_payload)
     assert resp.status_code == 202
-    assert _body(resp) == {"id": SEED_SYNC_ID, "status": "queued"}
+    assert _body(resp) == {"id": seed.sync_id, "status": "queued"}
     assert sync_env.queue_count() == 1
-    row = sync_env.entry(SEED_SYNC_ID)
+    row = sync_env.entry(seed.sync_id)
     assert row.status == "queued" and row.error is None and row.attempts == 1
 
 

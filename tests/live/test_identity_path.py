@@ -35,9 +35,8 @@ def storage(identity_env: dict[str, str]) -> Storage:
 
 
 @pytest.fixture(autouse=True)
-def provisioned(sync_env: Any, unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """This test's queues, tables and container, made beforehand as infra/ makes them in Azure."""
-    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
+def provisioned(sync_env: Any) -> None:
+    """This test's queues, tables and container (its storage prefix's), made beforehand as infra/ makes them."""
     provision(sync_env.storage)
 
 

@@ -37,8 +37,8 @@ def disk_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 
 @pytest.fixture
-def storage(disk_azurite: Azurite) -> Storage:
-    return Storage.from_connection_string(disk_azurite.connection_string)
+def storage(disk_azurite: Azurite, storage_prefix: str) -> Storage:
+    return Storage.from_connection_string(disk_azurite.connection_string, prefix=storage_prefix)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ Time is the fake's virtual clock: the workers (threads and process) reckon lease
 windows in it, and a ticker jumps it to the next window whenever Strava has been quiet for a moment
 (no call in flight can then lose its lease to the jump); SYNC_DELAY_SCALE shrinks the real waits.
 
-`python -m tests.test_soak --clock-file F` is the worker process (a `tests.support.drain` worker on the fake's
+`python -m tests.live.test_soak --clock-file F` is the worker process (a `tests.support.drain` worker on the fake's
 clock, marked by a header so the fake can hold its upload for the kill).
 """
 
@@ -259,21 +259,23 @@ def _plan(rng: random.Random, timezone: str) -> tuple[str, list[Planned]]:
 
 
 # ---- the worker process ------------------------------------------------------------------------------
-def _write_offset(path: Path, offset: float) -> None:
+def _write_clock(path: Path, now: datetime) -> None:
+    """Publish the fake's virtual time (it stands still between the ticker's jumps) to the worker process."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(repr(offset), encoding="utf-8")
+    tmp.write_text(now.isoformat(), encoding="utf-8")
     os.replace(tmp, path)
 
 
 def _file_clock(path: Path) -> Callable[[], datetime]:
-    """The fake's virtual time in another process: real time plus the offset the test writes to `path`."""
+    """The fake's virtual time in another process: the time the test last wrote to `path`."""
+    last = [datetime.fromisoformat(path.read_text(encoding="utf-8"))]
 
     def now() -> datetime:
         try:
-            offset = float(path.read_text(encoding="utf-8"))
+            last[0] = datetime.fromisoformat(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            offset = 0.0
-        return datetime.now(UTC) + timedelta(seconds=offset)
+            pass  # mid-replace on a platform without atomic rename: the last time read
+        return last[0]
 
     return now
 
@@ -362,8 +364,8 @@ def test_soak_nothing_lost_nothing_twice(connected, seed, monkeypatch, tmp_path,
     fake.set_limits(**LIMITS)
     monkeypatch.setattr(sync, "_clock", lambda: fake.now)
     monkeypatch.setattr(sync, "CLIENT_TIMEOUT", CLIENT_TIMEOUT)
-    clock_file = tmp_path / "clock-offset"
-    _write_offset(clock_file, fake._offset)
+    clock_file = tmp_path / "clock"
+    _write_clock(clock_file, fake.now)
     figures = Figures()
 
     real_handler = function("sync_activity")
@@ -385,7 +387,7 @@ def test_soak_nothing_lost_nothing_twice(connected, seed, monkeypatch, tmp_path,
     fake.faults_on = True
     log_file = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.test_soak", "--clock-file", str(clock_file)],
+        [sys.executable, "-m", "tests.live.test_soak", "--clock-file", str(clock_file)],
         cwd=ROOT, env=env.subprocess_env(), stdout=log_file, stderr=subprocess.STDOUT,
     )
     stop = threading.Event()
@@ -408,8 +410,7 @@ def test_soak_nothing_lost_nothing_twice(connected, seed, monkeypatch, tmp_path,
         while not stop.wait(0.1):
             if time.monotonic() - fake.last_request < QUIET:
                 continue
-            fake.advance_window()
-            _write_offset(clock_file, fake._offset)
+            _write_clock(clock_file, fake.advance_window())
             fake.last_request = time.monotonic()
             figures.jumps += 1
 

@@ -58,8 +58,10 @@ def test_rate_limit_defers_until_the_window_resets(connected, seed_payload, monk
     connected.fake.fail_next(1, 429, path_prefix="/api/v3/uploads", method="POST")
     outcome = _syncer(connected).run(_job(seed_payload))
     assert outcome.status == "deferred"
-    # 10:07:30 → the window resets at 10:15:00, plus the margin; the message's tries are untouched
-    assert outcome.delay == pytest.approx(7.5 * 60 + RESET_MARGIN, abs=2)
+    # 10:07:30 → the window resets at 10:15:00, plus the margin; the message's tries are untouched. The fake's
+    # clock stands still, so the delay is exact.
+    assert connected.fake.now == clock
+    assert outcome.delay == 7.5 * 60 + RESET_MARGIN
     assert connected.sync.visible_messages() == [] and connected.sync.queue_count() == 1
 
 

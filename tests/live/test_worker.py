@@ -15,9 +15,9 @@ from shared.live import sync, worker
 from shared.live.retrypolicy import MAX_TRIES
 from shared.storage import activitylog, clients, messages
 from tests.support.builders import big_payload, manual
+from tests.support.datasets import generator
 from tests.support.fixtures_sync import drain_all
 
-SEED_NAME = "Running activity on Monday 26th September 2022 at 18:52"
 MANUAL = manual("2022-10-02T09:15:00+01:00", distance="5000.5", activityNotes="treadmill-free")
 
 
@@ -36,7 +36,7 @@ def virtual_clock(live, monkeypatch):
     return live.fake
 
 
-def test_real_payload_with_key_in_body_ends_on_strava_once(connected, seed_payload, caplog) -> None:
+def test_real_payload_with_key_in_body_ends_on_strava_once(connected, seed_payload, seed, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     body = {**seed_payload, "apiKey": connected.sync.api_key, "apiEndpoint": "https://old.example/api"}
     resp = connected.sync.post(body, key=None)
@@ -47,13 +47,13 @@ def test_real_payload_with_key_in_body_ends_on_strava_once(connected, seed_paylo
     assert stats.succeeded == 1 and stats.failed == 0 and stats.poisoned == []
 
     [activity] = connected.activities()
-    assert activity.points == 298
+    assert activity.points == seed.points
     assert activity.has_heart_rate
-    assert activity.name == SEED_NAME
+    assert activity.name == seed.name
     assert activity.sport_type == "Run"
     assert not activity.manual
     assert activity.external_id and sid in activity.external_id
-    assert activity.description and activity.description.startswith("Just wanted to go for a light run")
+    assert activity.description and activity.description.startswith(seed.notes_start)
 
     row = connected.sync.entry(sid)
     assert row.status == "synced" and row.activity_id == str(activity.id)
@@ -126,6 +126,21 @@ def test_60000_points_take_the_blob_path_and_the_blob_goes(connected, seed_paylo
     assert stats.succeeded == 1
     [activity] = connected.activities()
     assert activity.points == 60_000
+    assert connected.sync.entry(sid).status == "synced"
+    assert connected.sync.blobs() == []
+
+
+def test_the_synthetic_big_payload_takes_the_blob_path_with_its_pause_and_heart_rate(connected) -> None:
+    """tests/data/synthetic's 60,000-point run (built at run time): a pause, heart rate on its own clock, ~3.3 MB."""
+    payload = generator().big_payload(60_000)
+    assert len(json.dumps(payload)) > 3_000_000
+    sid = _post_ok(connected, payload)
+    [message] = connected.sync.visible_messages()
+    assert "blob" in message and "payload" not in message
+    stats = drain_all(connected)
+    assert stats.succeeded == 1 and stats.poisoned == []
+    [activity] = connected.activities()
+    assert (activity.points, activity.has_heart_rate, activity.sport_type) == (60_000, True, "Run")
     assert connected.sync.entry(sid).status == "synced"
     assert connected.sync.blobs() == []
 
@@ -236,11 +251,9 @@ def test_strava_rejecting_the_file_is_failed_with_its_message(connected, seed_pa
     assert connected.activities() == []
 
 
-def test_an_activity_already_on_strava_is_a_duplicate_not_a_failure(connected, seed_payload) -> None:
-    from datetime import datetime
-
+def test_an_activity_already_on_strava_is_a_duplicate_not_a_failure(connected, seed_payload, seed) -> None:
     existing = connected.fake.add_activity(name="Morning run", sport_type="Run", elapsed_time=2000,
-                                           start_date=datetime.fromisoformat("2022-09-26T17:52:22+00:00"))
+                                           start_date=seed.start)
     sid = _post_ok(connected, seed_payload)
     stats = drain_all(connected)
     assert stats.poisoned == [] and stats.failed == 0
@@ -400,7 +413,8 @@ def test_a_message_whose_workers_kept_dying_goes_to_poison_without_another_run(c
     from azure.storage.queue import QueueClient
 
     sid = _post_ok(connected, seed_payload)
-    raw = QueueClient.from_connection_string(connected.sync.storage.connection_string, clients.ACTIVITY_QUEUE)
+    raw = QueueClient.from_connection_string(connected.sync.storage.connection_string,
+                                             connected.sync.names["ACTIVITY_QUEUE"])
     for _ in range(5):  # five workers took it and died before finishing; it comes back each time
         taken = raw.receive_message(visibility_timeout=30)
         assert taken is not None

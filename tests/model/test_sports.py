@@ -15,7 +15,7 @@ from shared.model.sports import (
     type_from_gpx_name,
 )
 
-# Every type FACTS.md lists (Runkeeper's Health Graph), spelled as Runkeeper spells them.
+# Every activity type Runkeeper's Health Graph API reference lists, spelled as Runkeeper spells them.
 FACTS_TYPES = [
     "Running", "Cycling", "Mountain Biking", "Walking", "Hiking", "Downhill Skiing", "Cross-Country Skiing",
     "Snowboarding", "Skating", "Swimming", "Wheelchair", "Rowing", "Elliptical", "Other", "Yoga", "Pilates",
@@ -99,17 +99,22 @@ def test_type_from_gpx_name(name: str, expected: str | None) -> None:
     assert type_from_gpx_name(name) == expected
 
 
-def test_type_from_every_real_export_gpx_name() -> None:
+@pytest.mark.parametrize("kind", ["real", "synthetic"])
+def test_type_from_every_export_gpx_name(kind: str) -> None:
     import re
 
-    from tests.conftest import data_path
+    from tests.support.datasets import export, generator
 
-    folder = data_path("exports", "runkeeper-export-2016")
+    folder = export("2016", kind).path
     names = [m.group(1) for f in sorted(folder.glob("*.gpx"))
              if (m := re.search(r"<name><!\[CDATA\[(.*?)\]\]></name>", f.read_text(encoding="utf-8")))]
-    assert len(names) > 100
     found = {type_from_gpx_name(n) for n in names}
     assert None not in found and "Running" in found
+    if kind == "real":
+        assert len(names) > 100
+    else:  # every GPS activity of the generator, its type read back from its <name>
+        specs = [s for s in generator().ACTIVITIES_2016 if s.gps]
+        assert len(names) == len(specs) and found == {s.type for s in specs} == {"Running", "Walking", "Cycling"}
 
 
 def test_boxing_spelled_loosely_is_still_recognised() -> None:

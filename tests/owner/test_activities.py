@@ -7,16 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.owner.connect import connect
-from shared.storage import activitylog, clients, users
+from shared.storage import activitylog, users
 from shared.storage.activitylog import Entry
 from tests.support.athletes import APP, body, call, list_log, request, retry
 
 START = datetime(2024, 3, 1, 7, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def own_table(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
 
 
 @pytest.fixture

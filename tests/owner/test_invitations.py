@@ -13,7 +13,7 @@ import requests
 
 from shared.live import sync
 from shared.owner.connect import callback, connect
-from shared.storage import clients, users
+from shared.storage import users
 from shared.strava import tokens
 from tests.support.athletes import (
     APP,
@@ -28,11 +28,6 @@ from tests.support.athletes import (
 )
 from tests.support.builders import manual, track
 from tests.support.fixtures_sync import drain_all
-
-
-@pytest.fixture(autouse=True)
-def own_table(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
 
 
 @pytest.fixture

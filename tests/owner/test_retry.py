@@ -8,20 +8,13 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
-
 from shared.owner import retry as retries
-from shared.storage import activitylog, clients, kept, messages
+from shared.storage import activitylog, kept, messages
 from shared.storage.activitylog import Entry
 from tests.support.athletes import body, post_activity, retry
 from tests.support.azurite import free_port
 from tests.support.builders import manual, track
 from tests.support.fixtures_sync import drain_all
-
-
-@pytest.fixture(autouse=True)
-def own_table(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
 
 
 def _post(live, payload) -> str:

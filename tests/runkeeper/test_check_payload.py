@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -11,7 +10,7 @@ from hypothesis import strategies as st
 
 from shared.model.activity import Activity
 from shared.runkeeper.payload import _PLAIN_COLUMNS, Checked, check_payload, parse_payload
-from tests.conftest import data_path
+from tests.support.datasets import Seed, generator
 
 
 def _same_verdict(payload: object) -> None:
@@ -39,11 +38,23 @@ def _payload(**columns: str) -> dict[str, str]:
     return base
 
 
-def test_the_real_payload() -> None:
-    payload = json.loads(data_path("zapier", "example-seed-app.json").read_text(encoding="utf-8"))
+def test_the_real_shaped_payloads(seed: Seed) -> None:
+    payload = seed.payload()
     _same_verdict(payload)
     checked = check_payload(payload)
-    assert isinstance(checked, Checked) and checked.points == 298
+    assert isinstance(checked, Checked) and checked.points == seed.points
+
+
+def test_the_synthetic_manual_and_big_payloads() -> None:
+    synthetic = generator()
+    manual = synthetic.manual_payload()
+    _same_verdict(manual)
+    checked = check_payload(manual)
+    assert isinstance(checked, Checked) and checked.points == 0
+    big = synthetic.big_payload(5_000)
+    _same_verdict(big)
+    checked = check_payload(big)
+    assert isinstance(checked, Checked) and checked.points == 5_000
 
 
 @pytest.mark.parametrize(("field", "value", "ok"), [

@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.runkeeper.csvindex import CsvError, parse_csv, parse_duration
+from shared.runkeeper.export import open_export
 from tests.conftest import data_path
+from tests.support.datasets import export, generator
 
 OLD = "Date,Type,Route Name,Distance (km),Duration,Average Pace,Average Speed (km/h),Calories Burned,Climb (m),"\
       "Average Heart Rate (bpm),Notes,GPX File\n"
@@ -56,6 +58,38 @@ def test_imperial_export_converts_to_metres() -> None:
     assert first.climb == pytest.approx(0.3048)
     multiline = next(r for r in index.rows if r.start_local == datetime(2014, 5, 19, 8, 37, 16))
     assert multiline.notes == "+ bball\n+ jumps" and multiline.line == 199
+
+
+def test_synthetic_km_export_old_header() -> None:
+    specs = generator().ACTIVITIES_2016
+    index = parse_csv((export("2016", "synthetic").path / "cardioActivities.csv").read_bytes())
+    assert index.problems == [] and len(index.rows) == len(specs) == 12
+    assert (index.distance_unit, index.climb_unit, index.new_header) == ("km", "m", False)
+    assert sum(r.is_manual for r in index.rows) == sum(not s.gps for s in specs) == 2
+    assert Counter(r.type for r in index.rows) == Counter(s.type for s in specs) == {
+        "Running": 6, "Walking": 3, "Cycling": 2, "Swimming": 1}
+    assert [r.start_local for r in index.rows] == [s.local for s in specs]
+    assert [r.duration for r in index.rows] == [s.moving for s in specs]
+    treadmill = next(r for r in index.rows if r.start_local == datetime(2016, 3, 6, 18, 30))
+    assert treadmill.notes == "Treadmill at the gym\n6 x 400 m" and treadmill.line == 7
+    assert (treadmill.distance, treadmill.duration, treadmill.is_manual) == (5000.0, 1800, True)
+    assert "Easy run before work, café after ✓" in {r.notes for r in index.rows}
+
+
+def test_synthetic_miles_zip_new_header() -> None:
+    specs = generator().ACTIVITIES_2019
+    with open_export(export("2019", "synthetic").path) as archive:
+        index = parse_csv(archive.read("cardioActivities.csv"))
+    assert index.problems == [] and len(index.rows) == len(specs) == 4 and index.new_header
+    assert (index.distance_unit, index.climb_unit) == ("mi", "ft")
+    assert Counter(r.type for r in index.rows) == Counter(s.type for s in specs) == {
+        "Running": 2, "Cycling": 1, "Strength Training": 1}
+    oldest = index.rows[-1]
+    assert oldest.activity_id == export("2019", "synthetic").extra["first_id"]
+    assert oldest.gpx_file == "2019-07-01-182012.gpx"
+    assert index.rows[0].distance == pytest.approx(5.02 * 1609.344)  # the first row's 5.02 mi: 8,078.9 m
+    gym = next(r for r in index.rows if r.is_manual)
+    assert (gym.type, gym.distance, gym.duration) == ("Strength Training", 0.0, 45 * 60)
 
 
 def test_new_header_in_miles_and_feet() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from shared.runkeeper.export import ExportError, MemberError, open_export, safe_name
 from tests.conftest import data_path
+from tests.support.datasets import export, generator
 
 GPX = b'<?xml version="1.0"?><gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"></gpx>'
 
@@ -39,6 +40,28 @@ def test_real_zip_drops_the_top_folder_and_macos_junk() -> None:
         assert export.prefix == "01-runkeeper-data-export-2019-07-04-131816/"
         assert b"Activity Id" in export.read("cardioActivities.csv")
         assert export.skipped == []  # __MACOSX is junk, not a problem worth reporting
+
+
+def test_synthetic_folder_lists_every_file() -> None:
+    synthetic = generator()
+    with open_export(export("2016", "synthetic").path) as folder:
+        gpx = [n for n in folder.names if n.endswith(".gpx")]
+        assert len(gpx) == sum(s.gps for s in synthetic.ACTIVITIES_2016) + 1 == 11  # and the unlisted GPSBabel file
+        assert synthetic.UNLISTED_2016 in gpx
+        assert {"cardioActivities.csv", "measurements.csv"} <= set(folder.names)
+        assert folder.skipped == []
+        assert folder.read("2016-01-10-1111.gpx").startswith(b"<?xml")
+
+
+def test_synthetic_zip_drops_the_top_folder_and_macos_junk() -> None:
+    facts = export("2019", "synthetic")
+    with open_export(facts.path) as archive:
+        assert archive.names == sorted([*facts.early_gpx, "cardioActivities.csv", "measurements.csv"]) == [
+            "2019-07-01-182012.gpx", "2019-07-04-190233.gpx", "2019-07-06-064510.gpx", "cardioActivities.csv",
+            "measurements.csv"]
+        assert archive.prefix == facts.extra["prefix"] == "01-runkeeper-data-export-2019-07-08-090512/"
+        assert archive.read("cardioActivities.csv").startswith(b"Activity Id,")
+        assert archive.skipped == []  # __MACOSX is junk, not a problem worth reporting
 
 
 def test_lookup_is_case_insensitive_and_never_escapes(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from shared.runkeeper.gpxfile import GpxError, NotRepairable, read_gpx, repair
 from tests.conftest import data_path
 from tests.support.builders import BILLION_LAUGHS
+from tests.support.datasets import KINDS, export, generator
 
 HEADER = b'<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="test" ' \
          b'xmlns="http://www.topografix.com/GPX/1/1">\n<trk><name><![CDATA[Walking 1/2/20 9:00 am]]></name>\n'
@@ -47,11 +48,44 @@ def test_gpsbabel_waypoints_only_file_is_refused() -> None:
         read_gpx(data)
 
 
-def test_hong_kong_file_from_the_zip() -> None:
-    with zipfile.ZipFile(data_path("exports", "runkeeper-export-2019.zip")) as zf:
-        data = zf.read("01-runkeeper-data-export-2019-07-04-131816/2019-07-01-182012.gpx")
+def test_every_runkeeper_file_of_the_synthetic_export_passes_unchanged() -> None:
+    synthetic = generator()
+    folder = export("2016", "synthetic").path
+    files = sorted(p for p in folder.glob("*.gpx") if p.name != synthetic.UNLISTED_2016)
+    assert [p.name for p in files] == sorted(synthetic.gpx_file_name(s, seconds=False)
+                                             for s in synthetic.ACTIVITIES_2016 if s.gps)
+    for path in files:
+        data = path.read_bytes()
+        info = read_gpx(data)
+        assert info.data is data, path.name  # the original bytes, not a re-serialisation
+        assert info.repairs == () and info.points >= 1 and info.start is not None
+    first = read_gpx((folder / "2016-03-01-0700.gpx").read_bytes())
+    assert (first.points, first.name, first.creator) == (235, "Running 3/1/16 7:00 am", synthetic.CREATOR_2016)
+    paused = read_gpx((folder / "2016-01-10-1111.gpx").read_bytes())
+    assert (paused.points, paused.segments, paused.start) == (488, 2, datetime(2016, 1, 10, 11, 11, 11, tzinfo=UTC))
+    assert paused.end is not None and paused.end > paused.start
+
+
+def test_synthetic_gpsbabel_waypoints_only_file_is_refused() -> None:
+    data = (export("2016", "synthetic").path / generator().UNLISTED_2016).read_bytes()
+    with pytest.raises(GpxError, match=r"no track points \(only 40 waypoints\)"):
+        read_gpx(data)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_hong_kong_file_from_the_zip(kind: str) -> None:
+    """The real zip (863 points), then the synthetic one (1,012); both start 2019-07-01 10:20:12 UTC."""
+    facts = export("2019", kind)
+    with zipfile.ZipFile(facts.path) as zf:
+        data = zf.read(facts.extra["prefix"] + facts.first_gpx)
     info = read_gpx(data)
-    assert (info.points, info.start) == (863, datetime(2019, 7, 1, 10, 20, 12, tzinfo=UTC))
+    assert (info.points, info.start) == (facts.extra["first_points"], facts.first_start)
+
+
+def test_synthetic_truncated_file_is_refused() -> None:
+    data = (export("2016", "synthetic").path / "2016-01-10-1111.gpx").read_bytes()
+    with pytest.raises(GpxError, match=r"truncated: the XML ends too early \(line \d+"):
+        read_gpx(data[: len(data) // 2])
 
 
 def test_billion_laughs_is_refused_with_bounded_memory() -> None:

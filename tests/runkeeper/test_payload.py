@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from shared.model.activity import Activity, HeartRate, Point, Problem
 from shared.runkeeper.payload import PROBLEMS_PER_FIELD, normalise_key, parse_payload
 from tests.conftest import data_path
+from tests.support.datasets import SEEDS, Seed
 
 
-def seed_payload() -> dict[str, object]:
+def real_payload() -> dict[str, object]:
     return json.loads(data_path("zapier", "example-seed-app.json").read_text(encoding="utf-8"))
 
 
@@ -59,25 +60,45 @@ def problem_for(found: list[Problem], field: str) -> Problem:
 # --- the real payload -------------------------------------------------------------------------------------------
 
 
-def test_real_zapier_payload_parses_completely() -> None:
-    activity = ok(seed_payload())
+def test_zapier_payload_parses_completely(seed: Seed) -> None:
+    """The real payload, then the synthetic one (a pause, heart rate on its own clock)."""
+    activity = ok(seed.payload())
     assert activity.type == "Running"
-    assert activity.start == datetime(2022, 9, 26, 17, 52, 22, tzinfo=UTC)
-    assert activity.start.utcoffset() == timedelta(hours=1)
-    assert len(activity.points) == 298
-    assert [p.kind for p in (activity.points[0], activity.points[1], activity.points[-1])] == ["start", "gps", "end"]
+    assert activity.start == seed.start
+    assert activity.start.utcoffset() == timedelta(hours=seed.utc_offset_hours)
+    assert len(activity.points) == seed.points
+    kinds = ["start"] + ["gps"] * (seed.points - 2) + ["end"]
+    at = 0
+    for size in seed.segments[:-1]:  # a pause closes each segment but the last, a resume opens the next
+        at += size
+        kinds[at - 1], kinds[at] = "pause", "resume"
+    assert [p.kind for p in activity.points] == kinds
+    assert len(activity.heart_rate) == seed.heart_rate
+    assert activity.notes is not None and activity.notes.startswith(seed.notes_start)
+
+
+def test_real_zapier_payload_values() -> None:
+    activity = ok(real_payload())
     assert activity.points[0] == Point(51.33598, -0.574555, 23.97126333333333, 0.0, "start")
     assert activity.points[1].offset == 11.577
-    assert len(activity.heart_rate) == 257
     assert activity.heart_rate[0] == HeartRate(10.557, 160)
-    assert activity.notes is not None and activity.notes.startswith("Just wanted to go for a light run")
 
 
-def test_real_payload_with_api_fields_drops_them_and_never_echoes_the_key() -> None:
-    payload = seed_payload() | {"apiKey": "s3cret-api-key", "apiEndpoint": "https://example.invalid/api"}
+def test_synthetic_payload_values() -> None:
+    """payload-small.json carries what the user's Zap does not send: distance, duration, calories."""
+    activity = ok(SEEDS["synthetic"].payload())
+    assert (activity.distance, activity.duration) == (3827.1, 1327.602)
+    assert activity.points[0].offset == 0.0 and activity.points[1].offset == 4.602
+    assert activity.heart_rate[0].offset == 3.917  # between the first two points: its own clock
+    path_times = {p.offset for p in activity.points}
+    assert not [s for s in activity.heart_rate if s.offset in path_times]
+
+
+def test_payload_with_api_fields_drops_them_and_never_echoes_the_key(seed: Seed) -> None:
+    payload = seed.payload() | {"apiKey": "s3cret-api-key", "apiEndpoint": "https://example.invalid/api"}
     activity = ok(payload)
     assert "s3cret" not in repr(activity)
-    bad = seed_payload() | {"apiKey": "s3cret-api-key", "activityType": ""}
+    bad = seed.payload() | {"apiKey": "s3cret-api-key", "activityType": ""}
     assert "s3cret" not in repr(problems(bad))
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from azure.storage.queue import QueueClient
@@ -12,7 +13,7 @@ from shared.storage.clients import Storage, StorageSettingsError
 def test_queue_messages_are_base64_as_host_json_says(storage: Storage, unique: str) -> None:
     q = clients.queue(storage, f"q{unique}")
     q.send_message(b'{"a": 1}')
-    raw = QueueClient.from_connection_string(storage.connection_string, f"q{unique}").receive_message()
+    raw = QueueClient.from_connection_string(storage.connection_string, storage.name(f"q{unique}")).receive_message()
     assert raw is not None
     assert base64.b64decode(raw.content) == b'{"a": 1}'
 
@@ -83,3 +84,51 @@ def test_identity_clients_skip_creating_resources_the_template_made() -> None:
     assert clients.table(target, "t").table_name == "t"  # port 9 (discard): any request would fail
     assert clients.queue(target, "q").queue_name == "q"
     assert clients.container(target, "c").container_name == "c"
+
+
+# -- the name prefix (STORAGE_NAME_PREFIX) ---------------------------------------------------------------------
+
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")  # Azure's rules for table names
+_QUEUE_OR_CONTAINER_NAME = re.compile(r"(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")  # and for queues and containers
+
+
+def test_every_builder_puts_the_prefix_before_the_name() -> None:
+    target = Storage(blob_url="https://127.0.0.1:9/a", queue_url="https://127.0.0.1:9/a",
+                     table_url="https://127.0.0.1:9/a", managed_identity=True, prefix="t0a")
+    assert target.name(clients.ACTIVITY_QUEUE) == "t0arunkeeper-activities"
+    assert clients.table(target, clients.USERS_TABLE).table_name == "t0asyncusers"  # port 9: no request is made
+    assert clients.queue(target).queue_name == "t0arunkeeper-activities"
+    assert clients.queue(target, clients.POISON_QUEUE).queue_name == "t0arunkeeper-activities-poison"
+    assert clients.container(target).container_name == "t0arunkeeper-payloads"
+    plain = Storage(blob_url="https://127.0.0.1:9/a", queue_url="https://127.0.0.1:9/a",
+                    table_url="https://127.0.0.1:9/a", managed_identity=True)
+    assert plain.prefix == "" and clients.queue(plain).queue_name == clients.ACTIVITY_QUEUE
+
+
+def test_the_prefix_comes_from_the_settings_in_either_form() -> None:
+    conn = Storage.from_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "STORAGE_NAME_PREFIX": " dev2 "})
+    assert conn.prefix == "dev2" and conn == Storage.from_connection_string("UseDevelopmentStorage=true", prefix="dev2")
+    identity = Storage.from_settings({"AzureWebJobsStorage__accountName": "rk2strava", "STORAGE_NAME_PREFIX": "dev2"})
+    assert identity.prefix == "dev2" and identity.uses_identity
+    assert Storage.from_settings({"STORAGE_NAME_PREFIX": "dev2"}, default="UseDevelopmentStorage=true").prefix == "dev2"
+    assert Storage.from_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}).prefix == ""
+    assert Storage.from_settings({"AzureWebJobsStorage": "x", "STORAGE_NAME_PREFIX": ""}).prefix == ""
+
+
+@pytest.mark.parametrize("prefix", ["a", "t0123456789a", "abc123", "z9"])
+def test_a_valid_prefix_keeps_every_name_valid(prefix: str) -> None:
+    target = Storage.from_connection_string("UseDevelopmentStorage=true", prefix=prefix)
+    for name in (clients.CONNECTIONS_TABLE, clients.ACTIVITY_LOG_TABLE, clients.OAUTH_STATE_TABLE,
+                 clients.USERS_TABLE):
+        assert _TABLE_NAME.fullmatch(target.name(name)), name
+    for name in (clients.ACTIVITY_QUEUE, clients.POISON_QUEUE, clients.PAYLOAD_CONTAINER):
+        assert _QUEUE_OR_CONTAINER_NAME.fullmatch(target.name(name)), name
+
+
+@pytest.mark.parametrize("prefix", ["1abc", "Dev", "dev-2", "dev_2", "dev.2", "abcdefghijklm", "dév", "a b"])
+def test_an_invalid_prefix_is_refused_naming_the_setting_and_its_rules(prefix: str) -> None:
+    with pytest.raises(StorageSettingsError, match="STORAGE_NAME_PREFIX") as err:
+        Storage.from_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "STORAGE_NAME_PREFIX": prefix})
+    assert "lowercase letters and digits" in str(err.value) and "at most 12" in str(err.value)
+    with pytest.raises(StorageSettingsError, match="STORAGE_NAME_PREFIX"):
+        Storage.from_connection_string("UseDevelopmentStorage=true", prefix=prefix)

@@ -5,16 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
-
 from shared.model.times import utcnow
-from shared.storage import clients, users
+from shared.storage import users
 from shared.storage.clients import Storage
-
-
-@pytest.fixture(autouse=True)
-def own_table(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
 
 
 def rows(storage: Storage) -> list[dict]:

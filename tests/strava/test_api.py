@@ -150,12 +150,13 @@ def test_overall_429_is_rate_limited_until_the_next_window(strava_client: Strava
     fake_strava.set_limits(overall=(2, 1000))
     upload(strava_client, make_gpx(START))
     upload(strava_client, make_gpx(START + timedelta(hours=1)))
-    before = datetime.now(UTC)
+    before = fake_strava.now
     with pytest.raises(RateLimited) as info:
         upload(strava_client, make_gpx(START + timedelta(hours=2)))
     assert info.value.kind == "overall" and info.value.status == 429
-    assert info.value.reset_at in {next_window(before), next_window(datetime.now(UTC))}
-    assert not strava_client.budget.can_call("overall", datetime.now(UTC))
+    assert fake_strava.now == before  # the client is on the fake's clock, which stands still: one exact window
+    assert info.value.reset_at == next_window(before)
+    assert not strava_client.budget.can_call("overall", fake_strava.now)
     assert fake_strava.rate_limited_count == 1
 
 
@@ -171,21 +172,21 @@ def test_read_429_says_read(strava_client: StravaClient, fake_strava: FakeStrava
 def test_daily_429_resets_at_midnight(strava_client: StravaClient, fake_strava: FakeStrava) -> None:
     fake_strava.set_limits(overall=(100, 1))
     strava_client.athlete()
-    before = datetime.now(UTC)
+    before = fake_strava.now
     with pytest.raises(RateLimited) as info:
         strava_client.athlete()
-    assert info.value.reset_at in {next_midnight(before), next_midnight(datetime.now(UTC))}
+    assert info.value.reset_at == next_midnight(before)
 
 
 def test_budget_matches_the_headers(strava_client: StravaClient, fake_strava: FakeStrava) -> None:
     fake_strava.set_limits(overall=(57, 555), read=(31, 333))
-    assert strava_client.budget.remaining("overall", datetime.now(UTC)) == (None, None)
+    assert strava_client.budget.remaining("overall", fake_strava.now) == (None, None)
     first = upload(strava_client, make_gpx(START))
     strava_client.upload_status(first.id)
     strava_client.create_manual_activity(name="m", sport_type="Walk", start_date_local=START, elapsed_time=60)
     strava_client.list_activities(START - timedelta(days=1), START + timedelta(days=1))
     usage = fake_strava.usage()
-    now = datetime.now(UTC)
+    now = fake_strava.now
     assert usage == {"overall": (4, 4), "read": (2, 2)}
     assert strava_client.budget.remaining("overall", now) == (57 - 4, 555 - 4)
     assert strava_client.budget.remaining("read", now) == (31 - 2, 333 - 2)

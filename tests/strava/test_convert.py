@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -14,26 +13,46 @@ from hypothesis import strategies as st
 from shared.model.activity import Activity, Point
 from shared.runkeeper.payload import parse_payload
 from shared.strava.convert import StravaActivity, to_strava
-from tests.conftest import data_path
+from tests.support.datasets import SEEDS, Seed, generator
 
 LONDON = "Europe/London"
 
 
-def test_real_payload_becomes_an_upload() -> None:
-    payload = json.loads(data_path("zapier", "example-seed-app.json").read_text(encoding="utf-8"))
-    parsed = parse_payload(payload)
+def test_zapier_payload_becomes_an_upload(seed: Seed) -> None:
+    parsed = parse_payload(seed.payload())
     assert isinstance(parsed, Activity)
     strava = to_strava(parsed, LONDON)
-    assert strava.name == "Running activity on Monday 26th September 2022 at 18:52"
-    assert (strava.sport_type, strava.trainer, strava.commute) == ("Run", False, False)
-    assert strava.start == datetime(2022, 9, 26, 17, 52, 22, tzinfo=UTC) and strava.start.tzinfo is UTC
-    assert strava.start_local == datetime(2022, 9, 26, 18, 52, 22)
+    assert strava.name == seed.name
+    assert (strava.sport_type, strava.trainer, strava.commute) == (seed.sport_type, False, False)
+    assert strava.start == seed.start and strava.start.tzinfo is UTC
+    assert strava.start_local == (seed.start + timedelta(hours=seed.utc_offset_hours)).replace(tzinfo=None)
     assert strava.description == parsed.notes
     assert strava.gpx is not None and not strava.is_manual
-    points = gpxpy.parse(strava.gpx.decode()).tracks[0].segments[0].points
-    assert len(points) == 298 and points[0].time == strava.start
-    assert strava.elapsed_time == round(parsed.points[-1].offset)
+    segments = gpxpy.parse(strava.gpx.decode()).tracks[0].segments
+    assert tuple(len(s.points) for s in segments) == seed.segments and segments[0].points[0].time == strava.start
+    assert strava.elapsed_time == seed.elapsed_time
     assert "gpx=" not in repr(strava)  # kilobytes of XML stay out of logs
+
+
+def test_real_payload_elapsed_time_is_the_track() -> None:
+    """Without activityDuration (the real Zap does not send it) the track's length is the elapsed time."""
+    parsed = parse_payload(SEEDS["real"].payload())
+    assert isinstance(parsed, Activity) and parsed.duration is None
+    assert to_strava(parsed, LONDON).elapsed_time == round(parsed.points[-1].offset)
+
+
+def test_synthetic_payload_elapsed_time_is_its_duration_not_the_track() -> None:
+    parsed = parse_payload(SEEDS["synthetic"].payload())
+    assert isinstance(parsed, Activity) and parsed.duration is not None
+    assert to_strava(parsed, LONDON).elapsed_time == round(parsed.duration) != round(parsed.points[-1].offset)
+
+
+def test_synthetic_manual_payload_is_a_manual_ride() -> None:
+    parsed = parse_payload(generator().manual_payload())
+    assert isinstance(parsed, Activity)
+    strava = to_strava(parsed, LONDON)
+    assert strava.is_manual and strava.gpx is None
+    assert (strava.sport_type, strava.elapsed_time, strava.distance) == ("Ride", 3600, 20000.0)
 
 
 def test_without_path_it_is_a_manual_activity() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +14,7 @@ from shared.model.activity import Activity, HeartRate, Point
 from shared.runkeeper.payload import parse_payload
 from shared.strava.gpx import activity_to_gpx, xml_text
 from tests.conftest import data_path
+from tests.support.datasets import KINDS, SEEDS, Seed, export, generator
 
 NS = {"g": "http://www.topografix.com/GPX/1/1", "tpx": "http://www.garmin.com/xmlschemas/TrackPointExtension/v1"}
 START = datetime(2022, 9, 26, 18, 52, 22, tzinfo=timezone(timedelta(hours=1)))
@@ -44,16 +44,15 @@ def heart_rates(gpx: bytes) -> list[int | None]:
 # --- the real Zapier payload --------------------------------------------------------------------------------------
 
 
-def test_real_payload_gives_one_segment_of_298_points_with_heart_rate() -> None:
-    payload = json.loads(data_path("zapier", "example-seed-app.json").read_text(encoding="utf-8"))
-    parsed = parse_payload(payload)
+def test_zapier_payload_gives_its_segments_with_heart_rate(seed: Seed) -> None:
+    """The real payload (one segment of 298 points), then the synthetic one (a pause: two of 150)."""
+    parsed = parse_payload(seed.payload())
     assert isinstance(parsed, Activity)
     gpx = activity_to_gpx(parsed)
     segs = segments(gpx)
-    assert len(segs) == 1 and len(segs[0]) == 298
-    assert segs[0][0].time == datetime(2022, 9, 26, 17, 52, 22, tzinfo=UTC)
-    assert b"<time>2022-09-26T17:52:22Z</time>" in gpx
-    assert segs[0][1].time == datetime(2022, 9, 26, 17, 52, 33, 577000, tzinfo=UTC)
+    assert tuple(len(s) for s in segs) == seed.segments
+    assert segs[0][0].time == seed.start
+    assert f"<time>{seed.start:%Y-%m-%dT%H:%M:%SZ}</time>".encode() in gpx
     # Expected heart rate per point, computed the slow obvious way: the last sample at or before the point.
     hrs = heart_rates(gpx)
     first_sample = parsed.heart_rate[0].offset
@@ -62,6 +61,12 @@ def test_real_payload_gives_one_segment_of_298_points_with_heart_rate() -> None:
         assert hr == (earlier[-1] if earlier else None)
         assert (hr is not None) == (point.offset >= first_sample)
     assert hrs[0] is None and all(hr is not None for hr in hrs[1:])
+
+
+def test_real_payload_keeps_sub_second_times() -> None:
+    parsed = parse_payload(SEEDS["real"].payload())
+    assert isinstance(parsed, Activity)
+    assert segments(activity_to_gpx(parsed))[0][1].time == datetime(2022, 9, 26, 17, 52, 33, 577000, tzinfo=UTC)
 
 
 # --- round trips of real Runkeeper GPX files ------------------------------------------------------------------------
@@ -94,10 +99,13 @@ def gpx_to_payload(path: Path) -> tuple[dict[str, str], list[list[gpxpy.gpx.GPXT
     return payload, segs
 
 
-def multi_segment_exports() -> list[Path]:
-    folder = data_path("exports", "runkeeper-export-2016")
+def multi_segment_exports(kind: str) -> list[Path]:
+    folder = export("2016", kind).path
     files = [f for f in sorted(folder.glob("*.gpx")) if f.read_text(encoding="utf-8").count("<trkseg>") > 1]
-    assert len(files) > 50
+    if kind == "real":
+        assert len(files) > 50
+    else:  # the generator's paused activities
+        assert len(files) == sum(bool(s.pauses) for s in generator().ACTIVITIES_2016 if s.gps) == 2
     return files
 
 
@@ -119,8 +127,16 @@ def test_real_track_round_trip(name: str) -> None:
     assert len(segs) > 1  # these are the pause-heavy ones (18 segments in 2015-03-06-0855)
 
 
-def test_every_multi_segment_export_track_round_trips() -> None:
-    for path in multi_segment_exports():
+@pytest.mark.parametrize(("name", "count"), [("2016-01-10-1111.gpx", 2), ("2016-02-07-0812.gpx", 4)])
+def test_synthetic_track_round_trip(name: str, count: int) -> None:
+    path = export("2016", "synthetic").path / name
+    assert_round_trip(path)
+    assert len(gpx_to_payload(path)[1]) == count
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_multi_segment_export_track_round_trips(kind: str) -> None:
+    for path in multi_segment_exports(kind):
         assert_round_trip(path)
 
 

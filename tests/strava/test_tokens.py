@@ -152,7 +152,7 @@ from shared.strava.tokens import TokenManager
 go = threading.Event()
 results, lock = [], threading.Lock()
 def work():
-    storage = Storage.from_connection_string(os.environ["T_STORAGE"])
+    storage = Storage.from_settings(os.environ)  # the test's storage, STORAGE_NAME_PREFIX included
     tm = TokenManager(storage, base_url=os.environ["T_BASE"], client_id=os.environ["T_ID"],
                       client_secret=os.environ["T_SECRET"])
     go.wait()
@@ -176,7 +176,8 @@ print(json.dumps(results), flush=True)
 
 def test_two_processes_at_expiry_cause_one_refresh(strava_env: dict, storage: Storage, fake_strava: FakeStrava) -> None:
     connect_expiring(storage, fake_strava)
-    env = {**os.environ, "T_STORAGE": storage.connection_string, "T_BASE": fake_strava.url,
+    assert os.environ["STORAGE_NAME_PREFIX"] == storage.prefix  # strava_env put the test's storage there
+    env = {**os.environ, "T_BASE": fake_strava.url,
            "T_ID": fake_strava.client_id, "T_SECRET": fake_strava.client_secret}
     procs = [subprocess.Popen([sys.executable, "-c", CHILD], cwd=ROOT, env=env, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

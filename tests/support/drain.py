@@ -17,7 +17,6 @@ import argparse
 import base64
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -92,7 +91,11 @@ class Stats:
 
 
 def raw_queue(storage: Storage, name: str) -> QueueClient:
-    """A queue client without the app's base64 policies: the drain applies host.json's encoding itself."""
+    """A queue client without the app's base64 policies: the drain applies host.json's encoding itself.
+
+    `name` as the app calls it (store.ACTIVITY_QUEUE): the storage's prefix goes before it, as store.queue does.
+    """
+    name = storage.name(name)
     if storage.connection_string is not None:
         return QueueClient.from_connection_string(storage.connection_string, name)
     assert storage.queue_url is not None
@@ -101,11 +104,14 @@ def raw_queue(storage: Storage, name: str) -> QueueClient:
 
 
 def storage_settings(storage: Storage) -> dict[str, str]:
-    """The app settings that describe `storage`, in the form it came in (Storage.from_settings reads them back)."""
+    """The app settings that describe `storage`, in the form it came in (Storage.from_settings reads them back),
+    with its name prefix (STORAGE_NAME_PREFIX) when it has one."""
+    prefix = {store.NAME_PREFIX: storage.prefix} if storage.prefix else {}
     if storage.connection_string is not None:
-        return {store.CONNECTION: storage.connection_string}
+        return {store.CONNECTION: storage.connection_string, **prefix}
     found = {store.SERVICE_URIS[kind]: url or "" for kind, url in
              (("blob", storage.blob_url), ("queue", storage.queue_url), ("table", storage.table_url))}
+    found.update(prefix)
     if storage.managed_identity:
         found[store.CREDENTIAL] = "managedidentity"
     if storage.client_id:
@@ -114,15 +120,17 @@ def storage_settings(storage: Storage) -> dict[str, str]:
 
 
 def set_storage_env(monkeypatch: Any, storage: Storage) -> None:
-    """Put `storage` in the environment in the form it came in, the other form removed, as the host reads it."""
-    for name in (store.CONNECTION, *store.IDENTITY_SETTINGS):
+    """Put `storage` in the environment in the form it came in, the other form removed, as the host reads it
+    (and its name prefix, so `shared.config.load()` and any child process reach the same tables and queues)."""
+    for name in (store.CONNECTION, *store.IDENTITY_SETTINGS, store.NAME_PREFIX):
         monkeypatch.delenv(name, raising=False)
     for name, value in storage_settings(storage).items():
         monkeypatch.setenv(name, value)
 
 
 class Drain:
-    """A host-like consumer of one queue (default: store.ACTIVITY_QUEUE as it is when the Drain is made)."""
+    """A host-like consumer of one queue: `queue` as the app calls it (default store.ACTIVITY_QUEUE), under the
+    storage's name prefix (the Functions host listens on the unprefixed name: tests give each its own prefix)."""
 
     def __init__(
         self,
@@ -138,8 +146,9 @@ class Drain:
         host: HostQueueSettings | None = None,
     ) -> None:
         self.host = host or host_settings()
-        self.queue_name = queue or store.ACTIVITY_QUEUE
-        self.poison_name = self.queue_name + "-poison"
+        base = queue or store.ACTIVITY_QUEUE
+        self.queue_name = storage.name(base)  # the real names, for messages
+        self.poison_name = storage.name(base + "-poison")
         self.workers = max(1, workers)
         # host.json's visibilityTimeout, unless a test shortens it (it cannot wait 30 s per retry).
         self.release_delay = self.host.visibility_timeout if release_delay is None else release_delay
@@ -149,8 +158,8 @@ class Drain:
         self.run_poison = run_poison
         self.stats = Stats()
         # Raw clients: the encoding is applied here, by the rules of host.json, as the host does.
-        self.queue = raw_queue(storage, self.queue_name)
-        self.poison = raw_queue(storage, self.poison_name)
+        self.queue = raw_queue(storage, base)
+        self.poison = raw_queue(storage, base + "-poison")
         for client in (self.queue, self.poison):
             try:
                 client.create_queue()
@@ -261,9 +270,11 @@ class Drain:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """A worker process: drains the queue named by the environment (tests kill these with SIGKILL)."""
+    """A worker process: drains the queue of the storage the environment describes, STORAGE_NAME_PREFIX included
+    (tests kill these with SIGKILL)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queue", default=None, help="default: the app's activity queue")
+    parser.add_argument("--queue", default=None,
+                        help="the queue as the app calls it, before the prefix; default: the activity queue")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--release-delay", type=float, default=None)
@@ -271,11 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-wait", action="store_true", help="stop when nothing is visible")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    for attr, value in json.loads(os.environ.get("SYNC_TEST_STORE_NAMES") or "{}").items():
-        setattr(store, attr, value)  # the test's own resource names (tests.support.fixtures_sync.SyncEnv)
-    storage = load().storage  # either form, as the host reads it
-    queue = args.queue or store.ACTIVITY_QUEUE
-    with Drain(storage, queue=queue, workers=args.workers, release_delay=args.release_delay, lease=args.lease) as drain:
+    storage = load().storage  # either form, as the host reads it; the test's own names through STORAGE_NAME_PREFIX
+    with Drain(storage, queue=args.queue, workers=args.workers, release_delay=args.release_delay,
+               lease=args.lease) as drain:
         stats = drain.run(args.timeout, wait=not args.no_wait)
     print(json.dumps({"succeeded": stats.succeeded, "failed": stats.failed, "poisoned": len(stats.poisoned)}))
     return 0

@@ -1,4 +1,5 @@
-"""A fake Strava: a real threaded HTTP server on 127.0.0.1 that behaves as ../shared/FACTS.md says.
+"""A fake Strava: a real threaded HTTP server on 127.0.0.1 that behaves as Strava's documentation and API
+reference (developers.strava.com) describe it.
 
 Every part's tests talk to it over real HTTP (never patch `requests`). Start it with the `fake_strava`
 fixture (tests/fixtures_strava.py) or `FakeStrava().start()` / `.stop()`; `fake.url` is the base URL
@@ -11,8 +12,9 @@ Endpoints
   ones, and the old refresh token stops working at once). `POST /oauth/deauthorize` revokes everything.
 - `POST /api/v3/uploads` (multipart; gpx / gpx.gz parsed, fit/tcx refused at processing),
   `GET /api/v3/uploads/{id}`, `POST /api/v3/activities` (manual, form or JSON, no dedup),
-  `GET /api/v3/athlete/activities` (before/after/page/per_page ≤ 200; ascending when `after` is given,
-  else newest first), `GET /api/v3/activities/{id}`, `GET /api/v3/athlete`.
+  `PUT /api/v3/activities/{id}` (JSON: name, description, sport_type, commute, trainer, hide_from_home,
+  gear_id; a read call), `GET /api/v3/athlete/activities` (before/after/page/per_page ≤ 200; ascending
+  when `after` is given, else newest first), `GET /api/v3/activities/{id}`, `GET /api/v3/athlete`.
 - Every answer carries `X-RateLimit-Limit/Usage` and `X-ReadRateLimit-Limit/Usage` (`15min,daily`).
   Only `/api/v3` requests are counted; `POST /uploads` and `POST /activities` count as overall only.
 
@@ -35,15 +37,24 @@ Knobs (attributes and methods; set them at any time)
   it; `manual=True` ones never are.
 - Rate limits: `set_limits(overall=(15min, daily), read=(15min, daily))` (defaults 200/2000, 100/1000);
   past a limit → 429 with Strava's body (`overall rate limit` / `read rate limit`); refused requests still
-  count toward the daily usage. Virtual clock: `now` (settable, aware UTC; real time plus an offset),
-  `advance_window()` (to the next :00/:15/:30/:45), `advance_day()` (to the next midnight UTC),
-  `advance(seconds)`. Access tokens expire on this clock too, so move it forward only: an earlier `now`
-  makes the app see tokens it thinks are stale.
+  count toward the daily usage. Virtual clock, frozen unless a test moves it: `now` (settable, aware UTC;
+  starts at the real time, to the second, when the fake is created, then stands still), `advance(seconds)`,
+  `advance_window()` (to the next :00/:15/:30/:45), `advance_day()` (to the next midnight UTC). Nothing
+  else moves it, so a test that spends a window gets its 429 however long it runs. Access tokens expire on
+  this clock (`expires_at` = its `now` + `token_lifetime`) while the app compares `expires_at` with its
+  own real clock (shared/strava/tokens.py, `time.time()`): starting at real time keeps the two within a
+  test's running time of each other, far inside the 6-hour lifetime and the app's 5-minute margin. Move it
+  forward only: an earlier `now` makes the app see tokens it thinks are stale.
 - Faults: `fail_next(count=1, status=500, path_prefix="/api/v3/", method=None, after_apply=False, delay=0.0)`:
   the next `count` matching requests get `status` (after_apply=True: the request takes effect first, e.g. the
   activity is created, then the error answer); `delay` holds the answer that long (longer than the client's
   read timeout = a timeout). `hold_next(count=1, seconds=..., ...)`: applied normally, answer held
   (a timeout after Strava acted). Faulted requests still count toward the rate limits.
+- Official spec: with ../shared/data/strava/strava_swagger.json present, every /api/v3 request is checked
+  against it (tests/support/strava_spec.py): one outside it answers 400 naming the parameter in the spec's
+  words and is recorded in `spec_violations` (the `fake_strava` fixture fails the test at teardown);
+  `take_spec_violations()` takes them for a test that sends such requests on purpose. `spec` is None
+  (nothing checked) without the file.
 - Helper: `make_gpx(start, points=3, heart_rate=False)` builds a small valid GPX (a point every 10 s).
 - Inspection: `activities(athlete_id=None)` (copies of `FakeActivity`: name, sport_type, start_date,
   start_date_local, elapsed_time, distance, description, trainer, commute, external_id, upload_id, manual,
@@ -73,6 +84,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from defusedxml import ElementTree as SafeET
+
+from tests.support.strava_spec import StravaSpec, Violation, load_spec
 
 STATUS_PROCESSING = "Your activity is still being processed."
 STATUS_READY = "Your activity is ready."
@@ -154,6 +167,9 @@ class FakeActivity:
     has_heart_rate: bool = False
     data_type: str | None = None
     deleted: bool = False
+    gear_id: str | None = None
+    hide_from_home: bool = False
+    updates: int = 0  # PUT /activities/{id} applied to it
     gpx: bytes | None = field(default=None, repr=False)  # the uploaded file, decompressed
 
     def summary(self, timezone: str) -> dict[str, Any]:
@@ -164,6 +180,7 @@ class FakeActivity:
             "start_date": _iso(self.start_date), "start_date_local": _iso(self.start_date_local),
             "timezone": f"(GMT) {timezone}", "trainer": self.trainer, "commute": self.commute,
             "manual": self.manual, "external_id": self.external_id, "upload_id": self.upload_id,
+            "gear_id": self.gear_id, "hide_from_home": self.hide_from_home,
             "upload_id_str": None if self.upload_id is None else str(self.upload_id),
         }
 
@@ -334,7 +351,7 @@ class FakeStrava:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._ids = itertools.count(9_000_000_001)  # ids beyond 32 bits, as Strava's are
-        self._offset = 0.0
+        self._now = datetime.now(UTC).replace(microsecond=0)  # the virtual clock: only advance*/the setter move it
         self.limits: dict[str, list[int]] = {"overall": list(overall), "read": list(read)}
         self._usage: dict[str, list[int]] = {"overall": [0, 0], "read": [0, 0]}
         self._window: tuple[datetime, Any] | None = None
@@ -358,6 +375,8 @@ class FakeStrava:
         self.requests_log: list[tuple[str, str, int]] = []
         self.refresh_count = 0
         self.rate_limited_count = 0
+        self.spec: StravaSpec | None = load_spec()  # None without ../shared/data: nothing checked
+        self.spec_violations: list[Violation] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -394,31 +413,35 @@ class FakeStrava:
     # ---- clock -----------------------------------------------------------------------------------
     @property
     def now(self) -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=self._offset)
+        """The virtual time (aware UTC): it stands still until `advance*` or the setter moves it."""
+        with self._lock:
+            return self._now
 
     @now.setter
     def now(self, value: datetime) -> None:
         if value.tzinfo is None:
             raise ValueError("FakeStrava.now needs an aware datetime")
         with self._lock:
-            self._offset = (value - datetime.now(UTC)).total_seconds()
+            self._now = value.astimezone(UTC)
 
     def advance(self, seconds: float) -> None:
         with self._lock:
-            self._offset += seconds
+            self._now += timedelta(seconds=seconds)
 
     def advance_window(self) -> datetime:
         """Jump to the start of the next 15-minute window; answers the new `now`."""
-        now = self.now
-        start = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0) + timedelta(minutes=15)
-        self.now = start
-        return start
+        with self._lock:
+            now = self._now
+            self._now = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0) + timedelta(
+                minutes=15)
+            return self._now
 
     def advance_day(self) -> datetime:
-        now = self.now
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-        self.now = start
-        return start
+        """Jump to the next midnight UTC; answers the new `now`."""
+        with self._lock:
+            now = self._now
+            self._now = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+            return self._now
 
     def _epoch(self) -> int:
         return int(self.now.timestamp())
@@ -500,6 +523,12 @@ class FakeStrava:
     def fail_next_processing(self, message: str = "Improperly formatted data.") -> None:
         with self._lock:
             self._processing_errors.append(message)
+
+    def take_spec_violations(self) -> list[Violation]:
+        """The requests outside Strava's spec so far (then forgotten): for tests that send them on purpose."""
+        with self._lock:
+            taken, self.spec_violations = self.spec_violations, []
+            return taken
 
     # ---- limits, faults, counters ----------------------------------------------------------------
     def set_limits(self, overall: tuple[int, int] | None = None, read: tuple[int, int] | None = None) -> None:
@@ -607,6 +636,15 @@ class FakeStrava:
                                 "errors": [{"resource": "Application", "field": f"{refused} rate limit",
                                             "code": "exceeded"}]}
                     return _Answer(429, json.dumps(body_429).encode(), self._rate_headers())
+            if is_api and self.spec is not None:
+                problems = self.spec.check(method, path, parse_qs(url.query, keep_blank_values=True),
+                                           headers.get("Content-Type") or "", body)
+                if problems:  # outside Strava's official spec: 400 in the spec's words, and the test fails
+                    self.spec_violations.extend(problems)
+                    self.requests_log.append((method, path, 400))
+                    errors = [{"resource": "Spec", "field": v.param, "code": v.problem} for v in problems]
+                    return _Answer(400, json.dumps({"message": "Bad Request", "errors": errors}).encode(),
+                                   self._rate_headers())
             fault = self._take_fault(method, path)
             extra = self._rate_headers() if is_api else {}
             if fault and not fault.after_apply:
@@ -663,6 +701,9 @@ class FakeStrava:
             if act is None or act.athlete_id != athlete.id or act.deleted:
                 raise _HttpError(404, "Record Not Found", [("Activity", "id", "not found")])
             return 200, {**act.summary(athlete.timezone), "description": act.description}, {}
+        if method == "PUT" and (m := re.fullmatch(r"/api/v3/activities/(\d+)", path)):
+            self._need(write, "activity:write_permission")
+            return 200, self._update_activity(athlete, int(m.group(1)), body), {}
         raise _HttpError(404, "Record Not Found", [("resource", "path", "invalid")])
 
     @staticmethod
@@ -849,6 +890,31 @@ class FakeStrava:
                            f.get("description") or None, _truthy(f.get("trainer")), _truthy(f.get("commute")),
                            manual=True)
         self._activities[act.id] = act
+        return {**act.summary(athlete.timezone), "description": act.description}
+
+    def _update_activity(self, athlete: FakeAthlete, activity_id: int, body: bytes) -> dict[str, Any]:
+        """PUT /activities/{id}: the updatable fields (name, description, sport_type, commute, trainer,
+        hide_from_home, gear_id; "none" clears the gear)."""
+        act = self._activities.get(activity_id)
+        if act is None or act.athlete_id != athlete.id or act.deleted:
+            raise _HttpError(404, "Record Not Found", [("Activity", "id", "not found")])
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise _HttpError(400, "Bad Request", [("Request", "body", "invalid json")]) from exc
+        if not isinstance(data, dict):
+            raise _bad("Activity", "body")
+        if "sport_type" in data and data["sport_type"] not in SPORT_TYPES:
+            raise _bad("Activity", "sport_type")
+        for key in ("name", "description", "sport_type"):
+            if key in data:
+                setattr(act, key, data[key])
+        for key in ("commute", "trainer", "hide_from_home"):
+            if key in data:
+                setattr(act, key, bool(data[key]))
+        if "gear_id" in data:
+            act.gear_id = None if data["gear_id"] in (None, "none") else str(data["gear_id"])
+        act.updates += 1
         return {**act.summary(athlete.timezone), "description": act.description}
 
     def _list(self, athlete: FakeAthlete, q: dict[str, str]) -> list[dict[str, Any]]:

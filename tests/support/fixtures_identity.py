@@ -97,9 +97,11 @@ def fake_identity(fake_identity_server: FakeIdentity) -> Iterator[FakeIdentity]:
 
 @pytest.fixture
 def identity_env(
-    monkeypatch: pytest.MonkeyPatch, tls: TestTLS, oauth_azurite: Azurite, fake_identity: FakeIdentity
+    monkeypatch: pytest.MonkeyPatch, tls: TestTLS, oauth_azurite: Azurite, fake_identity: FakeIdentity,
+    storage_prefix: str,
 ) -> Iterator[dict[str, str]]:
-    """Identity-based storage settings only, as the Functions host reads them in Azure; returns what it set.
+    """Identity-based storage settings only, as the Functions host reads them in Azure (with this test's
+    STORAGE_NAME_PREFIX, so its tables, queues and container are its own); returns what it set.
 
     Teardown fails the test if Azurite saw a request made with the account key during it.
     """
@@ -111,6 +113,7 @@ def identity_env(
         "AzureWebJobsStorage__tableServiceUri": oauth_azurite.table_url,
         "AzureWebJobsStorage__credential": "managedidentity",
         "AzureWebJobsStorage__clientId": FAKE_CLIENT_ID,
+        "STORAGE_NAME_PREFIX": storage_prefix,
         **fake_identity.env(),
         "REQUESTS_CA_BUNDLE": str(tls.ca_bundle),  # replaces the system bundle: only local HTTPS in tests
     }

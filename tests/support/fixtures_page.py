@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from shared.storage import clients
 from tests.support.apphost import AppHost
 from tests.support.fixtures_sync import Live
 
@@ -52,10 +51,9 @@ class PageApp:
 
 
 @pytest.fixture
-def page_app(connected: Live, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PageApp]:
+def page_app(connected: Live, monkeypatch: pytest.MonkeyPatch) -> Iterator[PageApp]:
     from shared.page import throttle
 
-    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
     monkeypatch.setattr(throttle, "THROTTLE", throttle.Throttle())
     from shared.page import handlers
 

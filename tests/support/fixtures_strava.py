@@ -1,10 +1,13 @@
 """Fixtures around the fake Strava server (tests/fake_strava.py). Loaded by conftest via pytest_plugins.
 
-- `fake_strava`: a fresh fake per test (`fake_strava.url`; knobs in its module docstring).
+- `fake_strava`: a fresh fake per test (`fake_strava.url`; knobs in its module docstring). At teardown it
+  fails the test if any request was outside Strava's official spec (tests/support/strava_spec.py).
 - `strava_env`: the app's settings pointing at Azurite and the fake, also put into os.environ for the
-  test (so `shared.config.load()` sees them); the Strava connection and OAuth-state tables start empty.
+  test (so `shared.config.load()` sees them); the Strava connection and OAuth-state tables start empty (they
+  are the test's own: its storage's STORAGE_NAME_PREFIX is in the settings).
 - `connected_athlete`: the fake's default athlete connected through the real code exchange (a `Connection`).
-- `strava_client`: a `StravaClient` for that athlete with short timeouts (2 s connect, 5 s read).
+- `strava_client`: a `StravaClient` for that athlete with short timeouts (2 s connect, 5 s read), on the fake's
+  virtual clock (its rate-limit windows and `reset_at` are the fake's, which stand still unless the test moves them).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from collections.abc import Iterator
 import pytest
 
 from shared.config import Settings, load
-from shared.storage import clients
 from shared.storage.clients import Storage
 from shared.strava.api import StravaClient
 from shared.strava.tokens import Connection, client_from_settings, exchange_code, save_connection
@@ -31,18 +33,15 @@ def fake_strava() -> Iterator[FakeStrava]:
         yield fake
     finally:
         fake.stop()
-
-
-def clear_table(storage: Storage, name: str) -> None:
-    """Delete every entity of a shared table, so one test's connection is not the next one's."""
-    table = clients.table(storage, name)
-    for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
-        table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+    # Every request the app sent must be inside Strava's official spec (the fake also answered each one 400).
+    violations = fake.take_spec_violations()
+    assert not violations, "requests outside Strava's spec:\n" + "\n".join(map(str, violations))
 
 
 @pytest.fixture
 def strava_env(storage: Storage, fake_strava: FakeStrava, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Settings for the app (a mapping for `shared.config.load(env)`), also set in os.environ."""
+    assert storage.prefix, "a test's storage needs its own prefix (tests/conftest.py storage_prefix)"
     env = {
         **storage_settings(storage),
         "SYNC_API_KEY": "test-key-" + secrets.token_hex(12),
@@ -54,8 +53,6 @@ def strava_env(storage: Storage, fake_strava: FakeStrava, monkeypatch: pytest.Mo
     set_storage_env(monkeypatch, storage)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    clear_table(storage, clients.CONNECTIONS_TABLE)
-    clear_table(storage, clients.OAUTH_STATE_TABLE)
     return env
 
 
@@ -78,5 +75,7 @@ def connected_athlete(strava_env: dict[str, str], storage: Storage, fake_strava:
 
 
 @pytest.fixture
-def strava_client(strava_settings: Settings, connected_athlete: Connection) -> StravaClient:
-    return client_from_settings(strava_settings, timeout=(2, 5))
+def strava_client(strava_settings: Settings, connected_athlete: Connection, fake_strava: FakeStrava) -> StravaClient:
+    client = client_from_settings(strava_settings, timeout=(2, 5))
+    client.clock = lambda: fake_strava.now  # windows agree with the fake's, whatever the wall clock does
+    return client

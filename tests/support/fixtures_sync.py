@@ -13,20 +13,25 @@ import pytest
 
 from shared.storage import activitylog, clients
 from shared.storage.clients import Storage
-from tests.support.drain import Drain, Stats, raw_queue, set_storage_env
+from tests.support.drain import Drain, Stats, raw_queue, set_storage_env, storage_settings
 from tests.support.fake_strava import FakeStrava
 from tests.support.fixtures_strava import connect_athlete
 from tests.support.host import function
 
 SYNC_API_KEY = "test-sync-key-0123456789abcdef"  # a test value, not a real secret
-# Store names a test gets its own copy of, so tests never see each other's rows or messages.
+# The store names (shared.storage.clients) a test sees with its own prefix, so tests never see each other's rows
+# or messages; `SyncEnv.names` gives their real names.
 _NAMES = ("ACTIVITY_QUEUE", "POISON_QUEUE", "PAYLOAD_CONTAINER", "ACTIVITY_LOG_TABLE", "CONNECTIONS_TABLE",
-          "OAUTH_STATE_TABLE")
+          "OAUTH_STATE_TABLE", "USERS_TABLE")
 
 
 @dataclass
 class SyncEnv:
-    """The app's storage as one test sees it, plus the calls a test makes against it."""
+    """The app's storage as one test sees it, plus the calls a test makes against it.
+
+    `names`: the real name of each store (`storage.prefix` + the name in shared.storage.clients), for a test that
+    reaches them without the app's client builders (raw SDK clients, another process).
+    """
 
     storage: Storage
     names: dict[str, str]
@@ -62,46 +67,41 @@ class SyncEnv:
 
     def queue_count(self, poison: bool = False) -> int:
         """Messages in the activity queue (or its poison queue), visible or not."""
-        name = self.names["POISON_QUEUE"] if poison else self.names["ACTIVITY_QUEUE"]
+        name = clients.POISON_QUEUE if poison else clients.ACTIVITY_QUEUE
         client = clients.queue(self.storage, name)
         return client.get_queue_properties().approximate_message_count or 0
 
     def visible_messages(self, poison: bool = False) -> list[dict[str, Any]]:
         """The visible messages, decoded (base64, as host.json says) without taking them."""
-        name = self.names["POISON_QUEUE"] if poison else self.names["ACTIVITY_QUEUE"]
+        name = clients.POISON_QUEUE if poison else clients.ACTIVITY_QUEUE
         raw = raw_queue(self.storage, name)
         return [json.loads(base64.b64decode(m.content)) for m in raw.peek_messages(max_messages=32)]
 
     def blobs(self) -> list[str]:
-        return [b.name for b in clients.container(self.storage, self.names["PAYLOAD_CONTAINER"]).list_blobs()]
+        return [b.name for b in clients.container(self.storage, clients.PAYLOAD_CONTAINER).list_blobs()]
 
     def drain(self, **kwargs: Any) -> Drain:
         kwargs.setdefault("release_delay", 0)
-        return Drain(self.storage, queue=self.names["ACTIVITY_QUEUE"], **kwargs)
+        return Drain(self.storage, **kwargs)
 
     def subprocess_env(self) -> dict[str, str]:
-        """Environment for a worker process (`python -m tests.support.drain`) that uses this test's names."""
+        """Environment for another process (`python -m tests.support.drain`, the command line) on this test's
+        storage: its settings, STORAGE_NAME_PREFIX included, so the child reaches the same tables and queues."""
         import os
 
         env = dict(os.environ)
-        env["SYNC_TEST_STORE_NAMES"] = json.dumps(self.names)
+        for name in (clients.CONNECTION, *clients.IDENTITY_SETTINGS, clients.NAME_PREFIX):
+            env.pop(name, None)
+        env.update(storage_settings(self.storage))
         return env
 
 
 @pytest.fixture
-def sync_env(storage: Storage, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncEnv]:
-    """Settings in the environment, and this test's own queue, poison queue, container and tables."""
-    names = {
-        "ACTIVITY_QUEUE": f"act-{unique}",
-        "POISON_QUEUE": f"act-{unique}-poison",
-        "PAYLOAD_CONTAINER": f"payloads-{unique}",
-        "ACTIVITY_LOG_TABLE": f"log{unique}",
-        "CONNECTIONS_TABLE": f"conn{unique}",
-        "OAUTH_STATE_TABLE": f"oauth{unique}",
-    }
-    assert set(names) == set(_NAMES)
-    for attr, value in names.items():
-        monkeypatch.setattr(clients, attr, value)
+def sync_env(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncEnv]:
+    """Settings in the environment, and this test's own queue, poison queue, container and tables (its storage
+    prefix: tests/conftest.py's `storage_prefix`)."""
+    assert storage.prefix, "a test's storage needs its own prefix (tests/conftest.py storage_prefix)"
+    names = {attr: storage.name(getattr(clients, attr)) for attr in _NAMES}
     set_storage_env(monkeypatch, storage)
     monkeypatch.setenv("SYNC_API_KEY", SYNC_API_KEY)
     monkeypatch.setenv("SYNC_DELAY_SCALE", "0.001")  # 15 minutes of rate-limit wait become about a second
@@ -143,8 +143,7 @@ def connected(live: Live) -> Live:
 
 
 @pytest.fixture
-def seed_payload() -> dict[str, Any]:
-    """The real payload the original app's Zap posted (../shared/data/zapier/example-seed-app.json)."""
-    from tests.conftest import data_path
-
-    return json.loads(data_path("zapier", "example-seed-app.json").read_text(encoding="utf-8"))
+def seed_payload(seed: Any) -> dict[str, Any]:
+    """The Zapier payload of `seed` (tests/conftest.py): the real one the original app's Zap posted
+    (../shared/data/zapier/example-seed-app.json), then the synthetic one; `seed` holds its expected facts."""
+    return seed.payload()

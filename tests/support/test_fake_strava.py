@@ -1,4 +1,4 @@
-"""The fake Strava behaves as FACTS.md says, so every other part's tests can trust it."""
+"""The fake Strava behaves as Strava's documentation and API reference say, so every other part's tests can trust it."""
 
 from __future__ import annotations
 
@@ -206,6 +206,8 @@ def test_bad_gzip_and_bad_data_type(fake_strava: FakeStrava) -> None:
     answer = requests.post(f"{fake_strava.url}/api/v3/uploads", headers=auth(tok), timeout=5,
                            files={"file": ("a.kml", b"x")}, data={"data_type": "kml"})
     assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == "data_type"
+    sent_on_purpose = fake_strava.take_spec_violations()  # outside the spec's enum: 400 either way
+    assert [v.param for v in sent_on_purpose] == (["data_type"] if fake_strava.spec else [])
 
 
 def test_fail_next_processing_and_deleted_activity(fake_strava: FakeStrava) -> None:
@@ -236,7 +238,9 @@ def test_manual_activities_are_not_deduplicated_and_use_the_athletes_zone(fake_s
     acts = fake_strava.activities()
     assert len(acts) == 2 and all(a.manual and a.trainer and a.distance == 5000 for a in acts)
     as_json = requests.post(f"{fake_strava.url}/api/v3/activities", headers=auth(tok), json=form, timeout=5)
-    assert as_json.status_code == 201
+    # Strava's spec takes these as formData: with the spec present a JSON body is refused (and recorded).
+    assert as_json.status_code == (400 if fake_strava.spec else 201)
+    assert len(fake_strava.take_spec_violations()) == (1 if fake_strava.spec else 0)
 
 
 def test_manual_activity_names_every_missing_field(fake_strava: FakeStrava) -> None:
@@ -247,6 +251,7 @@ def test_manual_activity_names_every_missing_field(fake_strava: FakeStrava) -> N
     answer = requests.post(f"{fake_strava.url}/api/v3/activities", headers=auth(tok), timeout=5, data={
         "name": "x", "sport_type": "Jogging", "start_date_local": "2021-01-01T00:00:00", "elapsed_time": "1"})
     assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == "sport_type"
+    fake_strava.take_spec_violations()  # the missing required fields above were sent on purpose
 
 
 def test_listing_filters_pages_and_orders(fake_strava: FakeStrava) -> None:

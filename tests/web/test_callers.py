@@ -9,22 +9,18 @@ import sys
 import pytest
 
 from shared.config import load
-from shared.storage import clients, users
+from shared.storage import users
 from shared.storage.clients import Storage
 from shared.web.auth import OWNER_CALLER, Caller
 from shared.web.callers import caller_for
 from tests.conftest import ROOT
+from tests.support.drain import storage_settings
 
 OWNER_KEY = "owner-secret-key-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def own_table(unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clients, "USERS_TABLE", f"users{unique}")
-
-
 def _cfg(storage: Storage, owner_key: str | None = OWNER_KEY):
-    env = {"AzureWebJobsStorage": storage.connection_string}
+    env = storage_settings(storage)  # its connection string and this test's STORAGE_NAME_PREFIX
     if owner_key is not None:
         env["SYNC_API_KEY"] = owner_key
     return load(env)

@@ -34,6 +34,10 @@ from tests.support.host import functions
 APP = "http://localhost:7071"
 HTTP = {name: f for name, f in functions().items() if type(f.get_trigger()).__name__ == "HttpTrigger"}
 GUARDED_BY_STATE = {"strava_callback"}
+# The owner's page: anonymous at the host (a browser sends no function key), guarded by its own signed
+# session and CSRF token (tests/owner/test_page_security.py); every key check below is for the others.
+GUARDED_BY_SESSION = {name for name, fn in HTTP.items() if fn.get_trigger().route.startswith("page")}
+KEYED = set(HTTP) - GUARDED_BY_STATE - GUARDED_BY_SESSION
 
 
 def request(name: str, *, key: str | None = None, where: str = "header", body: bytes = b"",
@@ -65,10 +69,21 @@ def test_the_enumeration_sees_every_http_function() -> None:
     assert len(HTTP) >= 5
     for name, fn in HTTP.items():  # anonymous at the host only where a browser must reach it
         level = fn.get_trigger().auth_level.name
-        assert level == "FUNCTION" or name in {"strava_connect", "strava_callback"}, name
+        assert level == "FUNCTION" or name in {"strava_connect", "strava_callback"} | GUARDED_BY_SESSION, name
+    assert GUARDED_BY_SESSION >= {"page", "page_sign_in", "page_retry"}
 
 
-@pytest.mark.parametrize("name", sorted(set(HTTP) - GUARDED_BY_STATE))
+@pytest.mark.parametrize("name", sorted(GUARDED_BY_SESSION))
+def test_the_page_without_a_session_changes_nothing_and_never_fails(live, name: str) -> None:
+    """No cookie: a sign-in form, a redirect or a refusal; never data, a write or a 5xx."""
+    resp = request(name, key=live.sync.api_key, where="query")  # a key in the query string is ignored
+    assert resp.status_code < 500, (name, resp.get_body()[:300])
+    granted = resp.headers.get("Set-Cookie", "Max-Age=0")
+    assert "Max-Age=0" in granted, (name, "a session from a key in the query string")
+    assert stored_rows(live.sync.storage) == [] and live.sync.queue_count() == 0
+
+
+@pytest.mark.parametrize("name", sorted(KEYED))
 @pytest.mark.parametrize(("key", "where"), [(None, "header"), ("", "header"), ("wrong-key-" + "x" * 20, "header"),
                                              ("wrong-key-" + "x" * 20, "query"), ("wrong-key-" + "x" * 20, "body")])
 def test_every_http_function_but_the_callback_needs_the_key(live, name: str, key: str | None, where: str) -> None:
@@ -78,7 +93,7 @@ def test_every_http_function_but_the_callback_needs_the_key(live, name: str, key
     assert stored_rows(live.sync.storage) == [] and live.sync.queue_count() == 0
 
 
-@pytest.mark.parametrize("name", sorted(set(HTTP) - GUARDED_BY_STATE))
+@pytest.mark.parametrize("name", sorted(KEYED))
 def test_with_the_key_the_same_request_gets_past_the_check(live, name: str) -> None:
     """The 401s above come from the key check: the right key gets a different answer, and never a 5xx."""
     resp = request(name, key=live.sync.api_key)
@@ -112,7 +127,7 @@ def test_keys_are_compared_by_key_matches_in_constant_time(live, monkeypatch) ->
             monkeypatch.setattr(module, "key_matches", spy)
     digests: list[tuple[bytes, bytes]] = []
     monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: digests.append((a, b)) or a == b)
-    for name in sorted(set(HTTP) - GUARDED_BY_STATE):
+    for name in sorted(KEYED):
         seen.clear()
         request(name, key="wrong-key-" + name)
         assert "wrong-key-" + name in seen, f"{name} did not compare the key with key_matches"
