@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from shared.model.naming import activity_name
@@ -17,6 +18,9 @@ from shared.model.syncid import external_id, sync_id
 from shared.runkeeper.csvindex import CsvError, CsvRow, parse_csv
 from shared.runkeeper.export import Export, MemberError, member_stem
 from shared.runkeeper.gpxfile import GpxError, GpxFile, read_gpx
+
+if TYPE_CHECKING:
+    from shared.strava.convert import StravaActivity
 
 CSV_NAME = "cardioactivities.csv"
 # A GPX's first point and the CSV's local time differ by the UTC offset: whole quarter hours, within a few s.
@@ -56,6 +60,15 @@ class Item:
     @property
     def external_id(self) -> str:
         return external_id(self.sync_id)
+
+    def to_strava(self, gpx: bytes | None = None) -> StravaActivity:
+        """What Strava receives for this row: the live path's model (shared.strava.convert), so one sender serves
+        both paths. `gpx`: the export's file, read only when it is sent."""
+        from shared.strava.convert import StravaActivity
+
+        return StravaActivity(name=self.name, sport_type=self.sport_type, trainer=self.trainer, commute=False,
+                              description=self.description, start=self.start, start_local=self.start_local,
+                              elapsed_time=round(self.duration or 0), distance=self.distance, gpx=gpx)
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,10 +243,7 @@ class Importer:
             work.tries += 1
             try:
                 if item.is_manual:
-                    answer = self._call("overall", lambda: self.client.create_manual_activity(
-                        name=item.name, sport_type=item.sport_type, start_date_local=item.start_local,
-                        elapsed_time=round(item.duration or 0), description=item.description,
-                        distance=item.distance, trainer=item.trainer, commute=False))
+                    answer = self._call("overall", lambda: self.client.send_manual(item.to_strava()))
                     self.report.counts.sent += 1
                     self._done(work, Status.SYNCED, str(answer["id"]))
                     self.report.counts.manual += 1
@@ -255,9 +252,8 @@ class Importer:
                     if data is None:
                         self._tick(work)
                         return
-                    upload = self._call("overall", lambda d=data: self.client.upload_gpx(
-                        d, name=item.name, description=item.description, sport_type=item.sport_type,
-                        trainer=item.trainer, commute=False, external_id=item.external_id,
+                    upload = self._call("overall", lambda d=data: self.client.send_upload(
+                        item.to_strava(d), external_id=item.external_id,
                         filename=member_stem(item.gpx_member or "activity.gpx")))
                     self.report.counts.sent += 1
                     outcome = upload.outcome()

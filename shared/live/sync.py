@@ -254,11 +254,7 @@ class Syncer:
         if entry.upload_id:  # an earlier attempt's upload was still processing: look, never upload again
             outcome = client.wait_for_upload(entry.upload_id, max_wait=UPLOAD_WAIT)
         else:
-            upload = client.upload_gpx(
-                act.gpx, name=act.name, description=act.description, sport_type=act.sport_type,
-                trainer=act.trainer, commute=act.commute, external_id=external_id(entry.sync_id),
-                filename=f"{entry.sync_id}.gpx",
-            )
+            upload = client.send_upload(act, external_id=external_id(entry.sync_id), filename=f"{entry.sync_id}.gpx")
             entry = self._update(entry, upload_id=upload.id)
             outcome = upload.outcome()
             if outcome.state == "processing":
@@ -283,11 +279,7 @@ class Syncer:
             if found is not None:
                 return self._done(job, entry, Status.SYNCED, found)
         assert act.elapsed_time is not None
-        created = client.create_manual_activity(
-            name=act.name, sport_type=act.sport_type, start_date_local=act.start_local,
-            elapsed_time=act.elapsed_time, description=act.description, distance=act.distance,
-            trainer=act.trainer, commute=act.commute,
-        )
+        created = client.send_manual(act)
         return self._done(job, entry, Status.SYNCED, str(created["id"]))
 
     def _find_manual(self, client: StravaClient, act: StravaActivity) -> str | None:

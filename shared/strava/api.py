@@ -24,6 +24,8 @@ from shared.strava.ratelimit import Kind, RateBudget, kind_of
 if TYPE_CHECKING:
     import requests
 
+    from shared.strava.convert import StravaActivity
+
 log = logging.getLogger(__name__)
 
 API = "/api/v3"
@@ -219,6 +221,19 @@ class StravaClient:
         return RateLimited(f"{message}; resets at {reset_at.isoformat()}", reset_at=reset_at, kind=limited)
 
     # ---- API -------------------------------------------------------------------------------------
+    def send_upload(self, act: StravaActivity, *, external_id: str, filename: str) -> Upload:
+        """An activity with a track, as both paths send it (the live worker and the importer)."""
+        assert act.gpx is not None, "a manual activity has no GPX to upload"
+        return self.upload_gpx(act.gpx, name=act.name, description=act.description, sport_type=act.sport_type,
+                               trainer=act.trainer, commute=act.commute, external_id=external_id, filename=filename)
+
+    def send_manual(self, act: StravaActivity) -> dict[str, Any]:
+        """An activity without a track, as both paths send it; Strava keeps no external id for these."""
+        return self.create_manual_activity(
+            name=act.name, sport_type=act.sport_type, start_date_local=act.start_local,
+            elapsed_time=act.elapsed_time or 0, description=act.description, distance=act.distance,
+            trainer=act.trainer, commute=act.commute)
+
     def upload_gpx(self, gpx: bytes, *, name: str, description: str | None, sport_type: str, trainer: bool,
                    commute: bool, external_id: str, filename: str = "activity.gpx") -> Upload:
         """POST /uploads as gpx.gz (gzipped here unless it already is); the outcome comes later."""
