@@ -324,12 +324,16 @@ def run_connect(args: argparse.Namespace, ctx: Context) -> int:
 
 # ---- invitations and athletes ------------------------------------------------------------------------------
 def run_invite(args: argparse.Namespace, ctx: Context) -> int:
-    from shared.storage.users import create_invitation
+    from shared.owner.invitations import InvitationRefused, new_invitation
 
     cfg = _settings(ctx)
     if cfg is None:
         return EXIT_FAILED
-    key, expires = create_invitation(cfg.storage, args.note)
+    try:
+        key, expires = new_invitation(cfg.storage, cfg.athlete_limit, args.note)
+    except InvitationRefused as exc:
+        print(f"error: {exc}", file=ctx.err)
+        return EXIT_FAILED
     base = (args.app_url or "https://<your app>.azurewebsites.net").rstrip("/")
     print(f"Invitation (single use, until {expires:%Y-%m-%d %H:%M} UTC; shown only now):\n\n"
           f"  {base}/api/strava/connect?key={key}\n\n"

@@ -36,11 +36,13 @@ class StravaIndex:
     def __len__(self) -> int:
         return len(self._all)
 
-    def match(self, item: Item) -> ListedActivity | None:
-        """Ours by external_id, else the nearest start within a minute (UTC or wall clock) with a compatible sport."""
+    def match(self, item: Item, upload_id: str | None = None) -> ListedActivity | None:
+        """Ours by external_id (or our `upload_id`), else the nearest start within a minute (UTC or wall clock)
+        with a compatible sport, else a hidden start on its day with its elapsed time and distance."""
         free = (listed for listed in self._all.values() if listed.id not in self._taken)
         found = closest(free, sport_type=item.sport_type, start=item.start, start_local=item.start_local,
-                        sync_id=item.sync_id)
+                        sync_id=item.sync_id, elapsed_time=item.duration, distance=item.distance,
+                        upload_id=upload_id)
         if found is not None:
             self._taken.add(found.id)
         return found

@@ -201,7 +201,7 @@ class Importer:
     def _resolve(self, index: StravaIndex) -> None:
         """Sent (this run or before) and now on Strava: synced. Still unknown: kept for an individual check."""
         for work in list(self._confirm_list):
-            act = index.match(work.item)
+            act = index.match(work.item, work.entry.upload_id if work.entry else None)
             if act is None:
                 continue
             self._confirm_list.remove(work)
@@ -221,7 +221,7 @@ class Importer:
         """What Strava already has (a watch's copy, an earlier upload) is recorded `duplicate`, never sent."""
         keep: list[Work] = []
         for work in todo:
-            act = index.match(work.item)
+            act = index.match(work.item, work.entry.upload_id if work.entry else None)
             if act is None:
                 keep.append(work)
                 continue

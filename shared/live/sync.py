@@ -288,7 +288,8 @@ class Syncer:
 
         span = timedelta(hours=15)  # the athlete's profile zone may read start_date_local differently
         listed = [ListedActivity.from_summary(s) for s in client.list_activities(act.start - span, act.start + span)]
-        found = closest(listed, sport_type=act.sport_type, start=act.start, start_local=act.start_local)
+        found = closest(listed, sport_type=act.sport_type, start=act.start, start_local=act.start_local,
+                        elapsed_time=act.elapsed_time, distance=act.distance)
         return found.id if found is not None else None
 
     # ---- outcomes --------------------------------------------------------------------------------

@@ -32,6 +32,13 @@ _STATE_PAGES = {
     "expired": "This sign-in took longer than 10 minutes and has expired, so nothing was stored. ",
 }
 
+ATHLETE_LIMIT_PAGE = (
+    "Strava refused this connection because this app's limit of connected athletes is reached, so nothing was "
+    "stored. Strava's Standard Access allows the app's owner plus 10 athletes. The owner of this app can ask "
+    "Strava for more through Strava's developer program (Extended Access), or revoke an athlete who no longer "
+    "needs the app (in their Strava settings, under My Apps) to free a place; then open the link again."
+)
+
 
 def callback_url(request_url: str) -> str:
     """This app's own /api/strava/callback, next to the connect URL the browser used (any route prefix)."""
@@ -85,7 +92,7 @@ def connect(req: func.HttpRequest) -> func.HttpResponse:
 
 def callback(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/strava/callback?code&state&scope (or &error=access_denied)."""
-    from shared.strava.errors import Permanent, StravaError
+    from shared.strava.errors import AthleteLimitReached, Permanent, StravaError
     from shared.strava.tokens import exchange_code, save_connection
 
     params = req.params
@@ -131,6 +138,9 @@ def callback(req: func.HttpRequest) -> func.HttpResponse:
                                code)
     except SettingsError as exc:
         return html_page(503, "Not configured", str(exc))
+    except AthleteLimitReached:
+        log.warning("strava callback: Strava refused another athlete (the app's athlete limit is reached)")
+        return html_page(403, "Athlete limit reached", ATHLETE_LIMIT_PAGE)
     except Permanent as exc:
         log.warning("strava callback: code exchange refused (%s)", exc.status)
         if exc.status == 401:

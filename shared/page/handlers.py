@@ -260,12 +260,15 @@ def _owner(req: func.HttpRequest, cfg: Settings) -> tuple[Session, dict[str, str
 
 
 def _invite(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.storage.users import create_invitation
+    from shared.owner.invitations import InvitationRefused, new_invitation
 
     cfg = _settings(req)
     found, form = _owner(req, cfg)
     note = form.get("note", "").strip()[:200]
-    key, _ = create_invitation(cfg.storage, note)
+    try:
+        key, _ = new_invitation(cfg.storage, cfg.athlete_limit, note)
+    except InvitationRefused as exc:
+        return _page(req, cfg, found, status=409, error=True, notice=str(exc))
     parts = urlsplit(req.url)
     link = (f"{parts.scheme}://{parts.netloc}{base_of(req.url)[:-len('/page')]}/strava/connect?"
             + urlencode({"key": key}))

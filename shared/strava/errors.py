@@ -10,7 +10,8 @@ token store. Messages never carry tokens or secrets.
     ├── Unauthorized       the token was refused even after a refresh
     │   └── MissingPermission   the athlete did not grant a scope: no new token and no retry can help
     └── Permanent          4xx: the same request fails the same way
-        └── NotConnected   no athlete connected, or the grant was revoked: /api/strava/connect
+        ├── NotConnected   no athlete connected, or the grant was revoked: /api/strava/connect
+        └── AthleteLimitReached   403 at token exchange: the app already has as many athletes as Strava allows
 """
 
 from __future__ import annotations
@@ -70,3 +71,10 @@ class Permanent(StravaError):
 
 class NotConnected(Permanent):
     """No Strava athlete is connected (or the connection was revoked): open /api/strava/connect."""
+
+
+class AthleteLimitReached(Permanent):
+    """Strava refused to connect another athlete: the API application's athlete capacity is used up (403).
+
+    Standard Access serves the app's owner plus 10 athletes; more needs Extended Access from Strava.
+    """

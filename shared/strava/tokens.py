@@ -21,7 +21,7 @@ from shared.model.times import utcnow
 from shared.storage import cas, clients
 from shared.storage.clients import Storage
 from shared.strava.api import StravaClient, http_session, strava_message
-from shared.strava.errors import NotConnected, Permanent, StravaError, Transient
+from shared.strava.errors import AthleteLimitReached, NotConnected, Permanent, StravaError, Transient
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -176,6 +176,9 @@ def post_token(base_url: str, client_id: str, client_secret: str, **form: str) -
     if resp.status_code == 401:
         raise Permanent("Strava refused the app's client id or secret (check STRAVA_CLIENT_ID and "
                         "STRAVA_CLIENT_SECRET)", status=401)
+    if resp.status_code == 403 and _athlete_limit(resp):
+        raise AthleteLimitReached("Strava refused to connect another athlete: this API application's limit of "
+                                  "connected athletes is reached", status=403)
     if resp.status_code != 200:
         raise Permanent(f"Strava refused the token request ({resp.status_code}): {strava_message(resp)}",
                         status=resp.status_code)
@@ -186,6 +189,22 @@ def post_token(base_url: str, client_id: str, client_secret: str, **form: str) -
     if not isinstance(answer, dict):
         raise Transient("Strava's token answer was not an object", maybe_applied=True)
     return answer
+
+
+def _athlete_limit(resp: Any) -> bool:
+    """Is this 403 Strava's "Limit of connected athletes exceeded" (errors: Athlete / limit)?"""
+    try:
+        body = resp.json()
+    except ValueError:
+        return "limit of connected athletes" in (resp.text or "").lower()
+    errors = body.get("errors") if isinstance(body, dict) else None
+    for e in errors if isinstance(errors, list) else []:
+        if not isinstance(e, dict):
+            continue
+        code = str(e.get("code") or "").lower()
+        if "limit of connected athletes" in code or (e.get("resource") == "Athlete" and e.get("field") == "limit"):
+            return True
+    return False
 
 
 def exchange_code(base_url: str, client_id: str, client_secret: str, code: str) -> dict[str, Any]:

@@ -191,3 +191,15 @@ def test_import_for_an_invited_athlete_goes_to_their_log_and_strava(connected, t
     assert connected.fake.activities(connected.fake.athlete.id) == []
     assert len(connected.fake.activities(bob.id)) == len(bob_rows)
     assert not any(b.startswith(kept.KEPT_PREFIX) for b in connected.sync.blobs())
+
+
+def test_invite_is_refused_once_the_athlete_limit_is_reached(connected, monkeypatch) -> None:
+    monkeypatch.setenv("STRAVA_ATHLETE_LIMIT", "1")
+    assert cli("invite", "--note", "Bob")[0] == 0  # the owner's own connection takes no place
+    bob = connected.fake.add_athlete("Bob", "Beamon")
+    users.revoke_invitation(connected.sync.storage, users.pending_invitations(connected.sync.storage)[0].digest)
+    invite(connected.sync.storage, connected.fake, bob.id)
+    code, out, err = cli("invite", "--note", "Carl")
+    assert code == 1 and "inv_" not in out
+    assert "1 athlete(s) connected" in err and "limit of 1" in err and "STRAVA_ATHLETE_LIMIT" in err
+    assert users.pending_invitations(connected.sync.storage) == []

@@ -123,3 +123,65 @@ def test_strava_times() -> None:
     assert strava_time("2024-01-01T09:00:00Z", local=True) == LOCAL  # Strava's Z on a local time means nothing
     assert strava_time("yesterday", local=False) is None and strava_time(None, local=True) is None
     assert strava_time(12345, local=False) is None
+
+
+# ---- hidden start times (FACTS.md: since 2024-07-03, midnight + 1 s of the day) ----------------------------
+HIDDEN_UTC, HIDDEN_LOCAL = "2024-01-01T00:00:01Z", "2024-01-01T00:00:01Z"
+
+
+def hidden(id_: int = 1, *, elapsed: Any = 1800, distance: Any = 5000.0, utc: str = HIDDEN_UTC,
+           local: str = HIDDEN_LOCAL, **extra: Any) -> ListedActivity:
+    return listed(id_, utc=utc, local=local, elapsed_time=elapsed, distance=distance, **extra)
+
+
+def same_hidden(act: ListedActivity, elapsed: float | None = 1800, distance: float | None = 5000.0,
+                start: datetime = START, local: datetime = LOCAL, sport: str = "Run") -> bool:
+    return same_activity(act, sport_type=sport, start=start, start_local=local, elapsed_time=elapsed,
+                         distance=distance)
+
+
+def test_summary_carries_elapsed_distance_and_upload_id() -> None:
+    act = hidden(upload_id=987654321012)
+    assert (act.elapsed_time, act.distance, act.upload_id) == (1800.0, 5000.0, "987654321012")
+    odd = listed(elapsed_time="x", distance=None, upload_id=None)
+    assert (odd.elapsed_time, odd.distance, odd.upload_id) == (None, None, None)
+
+
+def test_hidden_start_with_same_elapsed_and_distance_matches() -> None:
+    assert same_hidden(hidden())
+    assert same_hidden(hidden(elapsed=1803, distance=5030.0))  # within a few seconds and 1 %
+    assert same_hidden(hidden(distance=0.0), distance=None)  # ours has no distance: elapsed alone decides
+    assert same_hidden(hidden(local="2024-01-01T00:00:01Z", utc="2023-12-31T23:00:01Z"))  # only the wall clock hidden
+    assert same_hidden(hidden(local="2024-01-01T00:00:01Z", utc="2023-12-31T23:00:01Z"), sport="TrailRun")
+
+
+def test_hidden_start_with_other_elapsed_or_distance_does_not_match() -> None:
+    assert not same_hidden(hidden(elapsed=1830))
+    assert not same_hidden(hidden(distance=5200.0))
+    assert not same_hidden(hidden(distance=4900.0))
+    assert not same_hidden(hidden(elapsed=None))
+    assert not same_hidden(hidden(), elapsed=None)
+    assert not same_hidden(hidden(), sport="Ride")
+
+
+def test_hidden_start_on_another_day_or_another_time_does_not_match() -> None:
+    assert not same_hidden(hidden(utc="2024-01-02T00:00:01Z", local="2024-01-02T00:00:01Z"))
+    assert not same_hidden(hidden(utc="2023-12-31T00:00:01Z", local="2023-12-31T00:00:01Z"))
+    assert not same_hidden(hidden(utc="2024-01-01T00:00:02Z", local="2024-01-01T00:00:02Z"))  # not Strava's mark
+
+
+def test_closest_prefers_a_close_start_then_the_nearest_hidden_elapsed() -> None:
+    near = listed(1, utc="2024-01-01T08:00:30Z", elapsed_time=999, distance=1.0)
+    far, nearer = hidden(2, elapsed=1804), hidden(3, elapsed=1801)
+    kw: dict[str, Any] = {"sport_type": "Run", "start": START, "start_local": LOCAL, "elapsed_time": 1800,
+                          "distance": 5000.0}
+    assert closest([far, near, nearer], **kw) is near
+    assert closest([far, nearer], **kw) is nearer
+    assert closest([hidden(4, elapsed=1900)], **kw) is None
+
+
+def test_ours_by_upload_id() -> None:
+    act = listed(7, utc="2020-05-05T10:00:00Z", upload_id=42)
+    assert same_activity(act, sport_type="Ride", start=START, start_local=LOCAL, upload_id="42")
+    assert closest([listed(1), act], sport_type="Run", start=START, start_local=LOCAL, upload_id="42") is act
+    assert not same_activity(act, sport_type="Run", start=START, start_local=LOCAL, upload_id="43")

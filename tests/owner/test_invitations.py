@@ -186,3 +186,42 @@ def test_a_revoked_or_made_up_personal_key_posts_nothing(two) -> None:
         assert resp.status_code == 401
         assert list_log(key).status_code == 401
     assert live.sync.queue_count() == 0
+
+
+# ---- Strava's athlete limit ---------------------------------------------------------------------------------
+def _invite_over_http(key: str):
+    from tests.support.athletes import call
+
+    return call("invitations", request("POST", f"{APP}/api/invitations", headers={"X-Api-Key": key}))
+
+
+def test_strava_refusing_one_athlete_too_many_says_so_and_stores_nothing(connected) -> None:
+    carl = connected.fake.add_athlete("Carl", "Lewis")
+    invitation, _ = users.create_invitation(connected.sync.storage)
+    connected.fake.athlete_limit_reached = True
+    page = connect_with(invitation, connected.fake, carl.id)
+    text = page.get_body().decode()
+    assert page.status_code == 403 and 'name="viewport"' in text
+    assert "limit of connected athletes is reached" in text and "nothing was stored" in text
+    assert "owner plus 10 athletes" in text and "developer program" in text and "revoke" in text
+    assert "used already" not in text
+    assert tokens.get_connection(connected.sync.storage, str(carl.id)) is None
+    assert users.athletes(connected.sync.storage) == []
+    assert users.identify(connected.sync.storage, invitation, None, invitations=True) is not None  # still unused
+    assert connected.fake.take_spec_violations() == []
+
+
+def test_invitations_stop_at_the_athlete_limit_over_http(connected, monkeypatch) -> None:
+    monkeypatch.setenv("STRAVA_ATHLETE_LIMIT", "2")
+    owner_key = connected.sync.api_key
+    bob = connected.fake.add_athlete("Bob", "Beamon")
+    invite(connected.sync.storage, connected.fake, bob.id)  # one connected athlete (the owner does not count)
+    pending = _invite_over_http(owner_key)
+    assert pending.status_code == 201, pending.get_body()  # under the limit: still works
+    refused = _invite_over_http(owner_key)  # one connected + one pending fill a limit of 2
+    assert refused.status_code == 409
+    message = body(refused)["error"]
+    assert "STRAVA_ATHLETE_LIMIT" in message and "1 athlete(s) connected and 1 pending" in message
+    assert len(users.pending_invitations(connected.sync.storage)) == 1
+    assert users.revoke_invitation(connected.sync.storage, users.pending_invitations(connected.sync.storage)[0].digest)
+    assert _invite_over_http(owner_key).status_code == 201  # a revoked invitation frees its place

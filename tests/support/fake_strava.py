@@ -55,6 +55,9 @@ Knobs (attributes and methods; set them at any time)
   words and is recorded in `spec_violations` (the `fake_strava` fixture fails the test at teardown);
   `take_spec_violations()` takes them for a test that sends such requests on purpose. `spec` is None
   (nothing checked) without the file.
+- Hidden start times: `hide_start_times = True` (every athlete) or `FakeAthlete.hide_start_times` (one):
+  listings and activity answers give start_date/start_date_local as midnight + 1 s of their day (FACTS.md);
+  the listing's before/after filters still use the real start. Inspection keeps the real starts.
 - Helper: `make_gpx(start, points=3, heart_rate=False)` builds a small valid GPX (a point every 10 s).
 - Inspection: `activities(athlete_id=None)` (copies of `FakeActivity`: name, sport_type, start_date,
   start_date_local, elapsed_time, distance, description, trainer, commute, external_id, upload_id, manual,
@@ -137,6 +140,7 @@ class FakeAthlete:
     lastname: str
     timezone: str = "Europe/London"
     default_sport: str = "Ride"  # Strava falls back to the athlete's default sport without a type
+    hide_start_times: bool = False  # privacy setting: answers give starts as midnight + 1 s (FACTS.md)
 
     @property
     def name(self) -> str:
@@ -172,12 +176,17 @@ class FakeActivity:
     updates: int = 0  # PUT /activities/{id} applied to it
     gpx: bytes | None = field(default=None, repr=False)  # the uploaded file, decompressed
 
-    def summary(self, timezone: str) -> dict[str, Any]:
+    def summary(self, timezone: str, hidden: bool = False) -> dict[str, Any]:
+        """As Strava answers; `hidden`: the owner hides start times, so both starts read midnight + 1 s of their day."""
+        start, local = self.start_date, self.start_date_local
+        if hidden:
+            start = start.replace(hour=0, minute=0, second=1, microsecond=0)
+            local = local.replace(hour=0, minute=0, second=1, microsecond=0)
         return {
             "id": self.id, "resource_state": 2, "athlete": {"id": self.athlete_id, "resource_state": 1},
             "name": self.name, "distance": self.distance or 0.0, "moving_time": self.elapsed_time,
             "elapsed_time": self.elapsed_time, "type": self.sport_type, "sport_type": self.sport_type,
-            "start_date": _iso(self.start_date), "start_date_local": _iso(self.start_date_local),
+            "start_date": _iso(start), "start_date_local": _iso(local),
             "timezone": f"(GMT) {timezone}", "trainer": self.trainer, "commute": self.commute,
             "manual": self.manual, "external_id": self.external_id, "upload_id": self.upload_id,
             "gear_id": self.gear_id, "hide_from_home": self.hide_from_home,
@@ -362,7 +371,9 @@ class FakeStrava:
         self.granted_scope: str | None = None
         self.token_lifetime = 6 * ONE_HOUR
         self.processing_polls = 0
+        self.hide_start_times = False  # every athlete hides start times (or per athlete: FakeAthlete.hide_start_times)
         self.callback_domains: set[str] = {"localhost", "127.0.0.1"}
+        self.athlete_limit_reached = False  # True: code exchanges answer 403 "Limit of connected athletes exceeded"
         self._codes: dict[str, tuple[int, frozenset[str]]] = {}
         self._grants: dict[int, _Grant] = {}
         self._access: dict[str, tuple[int, frozenset[str], int]] = {}
@@ -700,7 +711,7 @@ class FakeStrava:
             act = self._activities.get(int(m.group(1)))
             if act is None or act.athlete_id != athlete.id or act.deleted:
                 raise _HttpError(404, "Record Not Found", [("Activity", "id", "not found")])
-            return 200, {**act.summary(athlete.timezone), "description": act.description}, {}
+            return 200, {**act.summary(athlete.timezone, self._hides(athlete)), "description": act.description}, {}
         if method == "PUT" and (m := re.fullmatch(r"/api/v3/activities/(\d+)", path)):
             self._need(write, "activity:write_permission")
             return 200, self._update_activity(athlete, int(m.group(1)), body), {}
@@ -774,6 +785,8 @@ class FakeStrava:
             entry = self._codes.pop(f.get("code", ""), None)
             if entry is None:
                 raise _bad("AuthorizationCode", "code")
+            if self.athlete_limit_reached:  # Strava's answer for an athlete beyond the app's capacity
+                raise _HttpError(403, "Forbidden", [("Athlete", "limit", "Limit of connected athletes exceeded")])
             grant = self._new_grant(*entry)
             return {**self._token_answer(grant), "athlete": self.athletes[entry[0]].summary()}
         if grant_type == "refresh_token":
@@ -890,7 +903,7 @@ class FakeStrava:
                            f.get("description") or None, _truthy(f.get("trainer")), _truthy(f.get("commute")),
                            manual=True)
         self._activities[act.id] = act
-        return {**act.summary(athlete.timezone), "description": act.description}
+        return {**act.summary(athlete.timezone, self._hides(athlete)), "description": act.description}
 
     def _update_activity(self, athlete: FakeAthlete, activity_id: int, body: bytes) -> dict[str, Any]:
         """PUT /activities/{id}: the updatable fields (name, description, sport_type, commute, trainer,
@@ -915,7 +928,7 @@ class FakeStrava:
         if "gear_id" in data:
             act.gear_id = None if data["gear_id"] in (None, "none") else str(data["gear_id"])
         act.updates += 1
-        return {**act.summary(athlete.timezone), "description": act.description}
+        return {**act.summary(athlete.timezone, self._hides(athlete)), "description": act.description}
 
     def _list(self, athlete: FakeAthlete, q: dict[str, str]) -> list[dict[str, Any]]:
         try:
@@ -931,7 +944,11 @@ class FakeStrava:
                 and (after is None or a.start_date.timestamp() > after)]
         acts.sort(key=lambda a: (a.start_date, a.id), reverse=after is None)
         chosen = acts[(page - 1) * per_page: page * per_page]
-        return [a.summary(athlete.timezone) for a in chosen]
+        return [a.summary(athlete.timezone, self._hides(athlete)) for a in chosen]
+
+    def _hides(self, athlete: FakeAthlete) -> bool:
+        """Does Strava hide this athlete's start times in its answers? (The filters still use the real start.)"""
+        return self.hide_start_times or athlete.hide_start_times
 
 
 class _Server(ThreadingHTTPServer):
