@@ -38,6 +38,19 @@ def cli(*argv: str, fake: FakeStrava | None = None) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def import_window_by_window(path: str, fake: FakeStrava) -> list[tuple[int, str]]:
+    """`import --no-wait` run again after each window, as a user following its advice: (code, output) per run."""
+    runs: list[tuple[int, str]] = []
+    for _ in range(15):
+        code, out, _err = cli("import", path, "--no-wait", fake=fake)
+        runs.append((code, out))
+        if code != EXIT_TEMPFAIL:
+            break
+        assert "Run the same command again after" in out
+        fake.advance_window()
+    return runs
+
+
 def test_help_explains_every_option() -> None:
     result = subprocess.run([sys.executable, "-m", "shared.cli", "import", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60, check=False)
@@ -104,14 +117,7 @@ def test_synthetic_km_export_in_windows_of_6_calls(env: Any, fake_strava: FakeSt
     facts = export("2016", "synthetic")
     fake_strava.set_limits(overall=(6, 2000), read=(6, 1000))
     path = str(facts.path)
-    runs: list[tuple[int, str]] = []
-    for _ in range(15):
-        code, out, _err = cli("import", path, "--no-wait", fake=fake_strava)
-        runs.append((code, out))
-        if code != EXIT_TEMPFAIL:
-            break
-        assert "Run the same command again after" in out
-        fake_strava.advance_window()
+    runs = import_window_by_window(path, fake_strava)
     code, out = runs[-1]
     assert code == EXIT_OK, out
     assert len(runs) >= 3  # 12 activities at 6 calls a window
@@ -136,14 +142,7 @@ def test_synthetic_km_export_in_windows_of_6_calls(env: Any, fake_strava: FakeSt
 def test_2016_export_in_windows_of_40_calls(env: Any, fake_strava: FakeStrava) -> None:
     fake_strava.set_limits(overall=(40, 2000), read=(40, 1000))
     path = str(data_path(*EXPORT_2016))
-    runs: list[tuple[int, str]] = []
-    for _ in range(15):
-        code, out, _err = cli("import", path, "--no-wait", fake=fake_strava)
-        runs.append((code, out))
-        if code != EXIT_TEMPFAIL:
-            break
-        assert "Run the same command again after" in out
-        fake_strava.advance_window()
+    runs = import_window_by_window(path, fake_strava)
     code, out = runs[-1]
     assert code == EXIT_OK, out
     assert len(runs) >= 8  # 288 activities at 40 calls a window

@@ -7,28 +7,14 @@ import json
 from collections import Counter
 from typing import Any
 
-import pytest
-
 from shared.config import load
 from shared.storage import activitylog
 from shared.storage.clients import Storage
 from shared.strava.api import StravaClient
-from tests.history.test_run import new_client, run
 from tests.support.builders import manual
-from tests.support.datasets import KINDS, Export, export
+from tests.support.datasets import Export
 from tests.support.fake_strava import FakeStrava
-
-
-@pytest.fixture(params=KINDS)
-def ex(request: pytest.FixtureRequest) -> Export:
-    facts = export("2016", request.param)
-    facts.path  # noqa: B018 - the real case skips here without ../shared/data
-    return facts
-
-
-@pytest.fixture
-def env(sync_env: Any, connected_athlete: Any, fake_strava: FakeStrava) -> Any:
-    return sync_env
+from tests.support.importing import new_client, run
 
 
 def clear_log(storage: Storage) -> None:

@@ -16,9 +16,7 @@ import pytest
 from shared.config import Settings, load
 from shared.history.listing import StravaIndex, listing_ranges
 from shared.history.plan import Item, build_plan
-from shared.history.report import Report
 from shared.history.rows import ImportRows, Work
-from shared.history.run import Importer
 from shared.model.status import Status
 from shared.model.syncid import sync_id
 from shared.runkeeper.export import open_export
@@ -28,51 +26,11 @@ from shared.strava.api import StravaClient
 from shared.strava.tokens import client_from_settings
 from tests.conftest import data_path
 from tests.support.builders import BILLION_LAUGHS
-from tests.support.datasets import KINDS, Export, export, generator
+from tests.support.datasets import Export, export, generator
 from tests.support.fake_strava import FakeStrava
+from tests.support.importing import TZ, new_client, run
 
-TZ = "Europe/London"
 EXPORT_2016 = ("exports", "runkeeper-export-2016")
-
-
-@pytest.fixture(params=KINDS)
-def ex(request: pytest.FixtureRequest) -> Export:
-    """The 2016-style export folder of each data set (real: 288 activities; synthetic: 12), with its facts."""
-    facts = export("2016", request.param)
-    facts.path  # noqa: B018 - the real case skips here without ../shared/data
-    return facts
-
-
-@pytest.fixture
-def env(sync_env: Any, connected_athlete: Any, fake_strava: FakeStrava) -> Any:
-    """This test's own log table (sync_env), with the fake's default athlete connected."""
-    return sync_env
-
-
-@pytest.fixture
-def client(env: Any, strava_settings: Settings, fake_strava: FakeStrava) -> StravaClient:
-    return new_client(strava_settings, fake_strava)
-
-
-def new_client(settings: Settings, fake: FakeStrava) -> StravaClient:
-    """A client as a new process would have (a fresh budget), on the fake's clock so windows agree."""
-    client = client_from_settings(settings, timeout=(2, 5))
-    client.clock = lambda: fake.now
-    return client
-
-
-def run(client: StravaClient, storage: Storage, path: Path, **kwargs: Any) -> Report:
-    limit = kwargs.pop("limit", None)
-    kwargs.setdefault("clock", client.clock)
-    kwargs.setdefault("sleep", no_sleep)
-    with open_export(path) as export:
-        plan = build_plan(export, timezone=kwargs.pop("timezone", TZ), since=kwargs.pop("since", None),
-                          until=kwargs.pop("until", None))
-        return Importer(client, storage, export=export, **kwargs).run(plan, limit=limit)
-
-
-def no_sleep(seconds: float) -> None:
-    raise AssertionError(f"the importer wanted to sleep {seconds} s in a test that expects no wait")
 
 
 def uploads(fake: FakeStrava) -> int:
@@ -474,7 +432,6 @@ def test_not_connected_stops_with_a_clear_message(sync_env: Any, strava_env: Any
     from shared.config import load
     from shared.history.plan import CannotImport
     from shared.strava.errors import NotConnected
-    from shared.strava.tokens import client_from_settings
 
     client = client_from_settings(load(strava_env))
     with pytest.raises((CannotImport, NotConnected), match="not connected"):
