@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from shared.config import load
 from shared.storage import activitylog
@@ -14,6 +15,7 @@ from shared.strava.api import StravaClient
 from tests.support.builders import manual
 from tests.support.datasets import Export
 from tests.support.fake_strava import FakeStrava
+from tests.support.fixtures_sync import drain_all
 from tests.support.importing import new_client, run
 
 
@@ -67,14 +69,13 @@ def test_live_manual_first_then_the_import_in_another_zone(connected: Any, strav
     fake: FakeStrava = connected.fake
     fake.hide_start_times = True
     assert ex.manual_local is not None
-    offset = ex.manual_local.replace(tzinfo=__import__("zoneinfo").ZoneInfo(ex.timezone)).strftime("%z")
+    offset = ex.manual_local.replace(tzinfo=ZoneInfo(ex.timezone)).strftime("%z")
     start_iso = ex.manual_local.isoformat() + f"{offset[:3]}:{offset[3:]}"
     resp = connected.sync.post(manual(start_iso, duration=ex.manual_duration,
                                       distance=f"{ex.manual_distance:.1f}"))
     assert resp.status_code == 202
     live_id = json.loads(resp.get_body())["id"]
-    with connected.sync.drain() as drain:
-        drain.run(timeout=90)
+    drain_all(connected)
     assert connected.sync.entry(live_id).status == "synced"
     assert len(fake.activities()) == 1
 

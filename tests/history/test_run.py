@@ -28,6 +28,7 @@ from tests.conftest import data_path
 from tests.support.builders import BILLION_LAUGHS
 from tests.support.datasets import Export, export, generator
 from tests.support.fake_strava import FakeStrava
+from tests.support.fixtures_sync import drain_all
 from tests.support.importing import TZ, new_client, run
 
 EXPORT_2016 = ("exports", "runkeeper-export-2016")
@@ -271,8 +272,7 @@ def test_synced_by_the_live_path_first_is_not_uploaded_again(connected: Any, str
     resp = connected.sync.post(zapier_payload_from_gpx(gpx, ex.first_start_iso))
     assert resp.status_code == 202
     live_id = json.loads(resp.get_body())["id"]
-    with connected.sync.drain() as drain:
-        drain.run(timeout=90)
+    drain_all(connected)
     assert connected.sync.entry(live_id).status == "synced"
     assert len(fake.activities()) == 1
 
@@ -461,8 +461,7 @@ def test_queued_on_the_live_path_is_left_to_it(connected: Any, strava_env: dict[
     assert report.counts.elsewhere == 1
     start = ex.first_start
     assert not [a for a in fake.activities() if a.start_date == start]
-    with connected.sync.drain() as drain:
-        drain.run(timeout=90)
+    drain_all(connected)
     assert connected.sync.entry(live_id).status == "synced"
     assert len([a for a in fake.activities() if a.start_date == start]) == 1
 

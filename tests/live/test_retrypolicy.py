@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_a_window_already_reset_waits_only_the_margin() -> None:
 
 
 def test_a_reset_in_another_zone_is_named_in_utc() -> None:
-    until = datetime(2024, 5, 1, 12, 15, tzinfo=UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    until = datetime(2024, 5, 1, 12, 15, tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
     deferred = decide(Trouble.BUDGET_SPENT, 0, now=NOW, until=until)
     assert isinstance(deferred, Defer) and deferred.why.endswith("retrying after 2024-05-01T12:15:00Z")
 
